@@ -1,0 +1,166 @@
+"""History models, the deletion handlers and the snapshot expression.
+
+``Revision`` groups deltas. ``ObjectDelta`` records that one instance was
+created, updated or deleted; each holds ``AttributeDelta`` rows, one per
+field, with the old and the new value. Every delta carries its actor (any
+model instance, through a generic foreign key; ``NULL`` is the system) and a
+description. Each model has an abstract base, so a project can swap in its
+own model with ``REVY_REVISION_MODEL``, ``REVY_OBJECT_DELTA_MODEL`` and
+``REVY_ATTRIBUTE_DELTA_MODEL``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils import timezone
+
+from revy_core.conf import revy_settings
+from revy_core.deletion import CASCADE, SET, SET_DEFAULT, SET_NULL
+from revy_core.snapshot import ObjectSnapshot
+
+__all__ = [
+    "CASCADE",
+    "SET",
+    "SET_DEFAULT",
+    "SET_NULL",
+    "AbstractAttributeDelta",
+    "AbstractObjectDelta",
+    "AbstractRevision",
+    "AttributeDelta",
+    "ObjectDelta",
+    "ObjectSnapshot",
+    "Revision",
+]
+
+
+class AbstractRevision(models.Model):
+    """A group of deltas made together, by one or more actors."""
+
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.description or f"Revision {self.pk}"
+
+
+class AbstractDelta(models.Model):
+    """What object and attribute deltas share: who, what, when, why."""
+
+    actor_type = models.ForeignKey(
+        ContentType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_id = models.CharField(max_length=255, null=True, blank=True)
+    actor = GenericForeignKey("actor_type", "actor_id")
+    action = models.CharField(max_length=16)
+    description = models.TextField(blank=True, default="")
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, related_name="+"
+    )
+    content_id = models.CharField(max_length=255)
+    content = GenericForeignKey("content_type", "content_id")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
+class AbstractObjectDelta(AbstractDelta):
+    """The creation, update or deletion of one instance."""
+
+    ACTION_CREATE = "create"
+    ACTION_UPDATE = "update"
+    ACTION_DELETE = "delete"
+    ACTIONS: ClassVar[list[tuple[str, str]]] = [
+        (ACTION_CREATE, "create"),
+        (ACTION_UPDATE, "update"),
+        (ACTION_DELETE, "delete"),
+    ]
+
+    revision = models.ForeignKey(
+        revy_settings.revision_model,
+        on_delete=models.CASCADE,
+        related_name="object_deltas",
+    )
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.content_type_id}:{self.content_id}"
+
+
+class AbstractAttributeDelta(AbstractDelta):
+    """One field of one instance: its old value and its new value."""
+
+    ACTION_SET = "set"
+    ACTION_UNSET = "unset"
+    ACTIONS: ClassVar[list[tuple[str, str]]] = [
+        (ACTION_SET, "set"),
+        (ACTION_UNSET, "unset"),
+    ]
+
+    revision = models.ForeignKey(
+        revy_settings.revision_model,
+        on_delete=models.CASCADE,
+        related_name="attribute_deltas",
+    )
+    parent = models.ForeignKey(
+        revy_settings.object_delta_model,
+        on_delete=models.CASCADE,
+        related_name="attribute_deltas",
+    )
+    field_name = models.CharField(max_length=255)
+    old_value = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    new_value = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.field_name}: {self.old_value!r} -> {self.new_value!r}"
+
+
+class Revision(AbstractRevision):
+    class Meta(AbstractRevision.Meta):
+        swappable = "REVY_REVISION_MODEL"
+        db_table = "revy_revision"
+
+
+class ObjectDelta(AbstractObjectDelta):
+    class Meta(AbstractObjectDelta.Meta):
+        swappable = "REVY_OBJECT_DELTA_MODEL"
+        db_table = "revy_object_delta"
+        indexes = [
+            models.Index(
+                fields=["content_type", "content_id", "id"],
+                name="revy_od_content_idx",
+            ),
+            models.Index(fields=["actor_type", "actor_id"], name="revy_od_actor_idx"),
+        ]
+
+
+class AttributeDelta(AbstractAttributeDelta):
+    class Meta(AbstractAttributeDelta.Meta):
+        swappable = "REVY_ATTRIBUTE_DELTA_MODEL"
+        db_table = "revy_attribute_delta"
+        indexes = [
+            models.Index(
+                fields=["content_type", "content_id", "field_name", "parent"],
+                name="revy_ad_content_idx",
+            ),
+            models.Index(fields=["actor_type", "actor_id"], name="revy_ad_actor_idx"),
+        ]
+
+

@@ -1,0 +1,649 @@
+"""How changes to tracked models are captured and written to history.
+
+revy patches each tracked model class once, at startup:
+
+- ``from_db`` fills loaded instances without per-field ``setattr`` and keeps
+  a reference to the loaded values as the baseline (no copy, except for
+  mutable values such as JSON);
+- ``__setattr__`` notes, for fields assigned inside an enabled context, the
+  actor and attribute description active at that moment;
+- ``save_base`` diffs the saved fields against the baseline and writes the
+  object delta and its attribute deltas in the same transaction as the save,
+  in a fixed number of statements;
+- ``refresh_from_db`` resets the baseline of the fields it reloads.
+
+Outside a context, or in a disabled one, nothing is written; the baseline is
+still kept current, so the first tracked save records the true old values.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections, router, transaction
+from django.db.models import JSONField, Model
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
+from django.utils import timezone
+
+from revy_core import values as value_codec
+from revy_core.conf import (
+    ALWAYS_EXCLUDED_APPS,
+    ALWAYS_EXCLUDED_MODELS,
+    get_attribute_delta_model,
+    get_object_delta_model,
+    get_revision_model,
+    revy_settings,
+)
+from revy_core.context import Frame, LazyRevision, current_frame, resolve_actor
+
+if TYPE_CHECKING:
+    from django.db.models import Field
+
+__all__ = [
+    "AttributeChange",
+    "ObjectChange",
+    "Tracker",
+    "baseline",
+    "install",
+    "is_tracked",
+    "tracker_for",
+    "write_history",
+]
+
+_BASE = "_revy_base"
+_MARKS = "_revy_marks"
+_CHAINS = "_revy_chain"
+_SAVING = "_revy_saving"
+_UPDATED = "_revy_updated"
+
+_object_setattr = object.__setattr__
+_trackers: dict[type[Model], Tracker] = {}
+
+
+@dataclass(frozen=True)
+class TrackedField:
+    field: Field[Any, Any]
+    name: str
+    attname: str
+    masked: bool
+    mutable: bool
+
+
+class Tracker:
+    """What revy knows about one tracked model class."""
+
+    def __init__(self, model: type[Model], fields: Sequence[TrackedField]) -> None:
+        self.model = model
+        self.fields = tuple(fields)
+        self.by_attname = {f.attname: f for f in self.fields}
+        self.by_name = {f.name: f for f in self.fields}
+        self.attnames = frozenset(self.by_attname)
+        self.mutable = tuple(f.attname for f in self.fields if f.mutable)
+        self.pk_attname = model._meta.pk.attname if model._meta.pk else "pk"
+        self.plain_init = model.__init__ is Model.__init__
+        self.fast_load: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"<Tracker {self.model._meta.label}>"
+
+    def select(self, update_fields: Iterable[str] | None) -> Sequence[TrackedField]:
+        if update_fields is None:
+            return self.fields
+        wanted = set(update_fields)
+        return [f for f in self.fields if f.name in wanted or f.attname in wanted]
+
+
+def tracker_for(model: type[Model]) -> Tracker | None:
+    """The tracker of a model class, or ``None`` when it is not tracked."""
+    return _trackers.get(model)
+
+
+def is_tracked(model: type[Model]) -> bool:
+    return model in _trackers
+
+
+# Baselines -------------------------------------------------------------
+
+
+def _copy_value(value: Any) -> Any:
+    return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+
+
+def baseline(instance: Model) -> dict[str, Any] | None:
+    """The values of ``instance`` as the database last had them, by attname."""
+    d = instance.__dict__
+    base = d.get(_BASE)
+    if type(base) is tuple:
+        base = dict(zip(*base))
+        d[_BASE] = base
+    return base
+
+
+def _rebaseline(instance: Model, tracker: Tracker, attnames: Iterable[str]) -> None:
+    d = instance.__dict__
+    base = dict(baseline(instance) or ())
+    marks = d.get(_MARKS)
+    chains = d.get(_CHAINS)
+    for attname in attnames:
+        if attname in d:
+            base[attname] = _copy_value(d[attname])
+        if marks:
+            marks.pop(attname, None)
+        if chains:
+            chains.pop(attname, None)
+    d[_BASE] = base
+
+
+def _loaded_baseline(
+    tracker: Tracker, field_names: Sequence[str], values: Sequence[Any]
+) -> Any:
+    if not tracker.mutable:
+        return (field_names, values)
+    base = dict(zip(field_names, values))
+    for attname in tracker.mutable:
+        if attname in base:
+            base[attname] = _copy_value(base[attname])
+    return base
+
+
+# Patched methods ---------------------------------------------------------
+
+
+def _wrap_from_db(original: Callable[..., Model]) -> Callable[..., Model]:
+    def from_db(
+        cls: type[Model], db: str, field_names: Sequence[str], values: Sequence[Any]
+    ) -> Model:
+        tracker = _trackers.get(cls)
+        if tracker is None:
+            return original(cls, db, field_names, values)
+        if tracker.fast_load is None:
+            tracker.fast_load = tracker.plain_init and not (
+                pre_init.has_listeners(cls) or post_init.has_listeners(cls)
+            )
+        if tracker.fast_load:
+            new = cls.__new__(cls)
+            state = ModelState()
+            state.adding = False
+            state.db = db
+            d = new.__dict__
+            d["_state"] = state
+            d.update(zip(field_names, values))
+        else:
+            new = original(cls, db, field_names, values)
+            d = new.__dict__
+            d.pop(_MARKS, None)
+            d.pop(_CHAINS, None)
+        d[_BASE] = _loaded_baseline(tracker, field_names, values)
+        return new
+
+    from_db._revy = True  # type: ignore[attr-defined]
+    return from_db
+
+
+def _same_actor(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return a.get("actor") == b.get("actor") and a.get(
+        "attribute_delta_description"
+    ) == b.get("attribute_delta_description")
+
+
+def _mark(d: dict[str, Any], name: str, values: Mapping[str, Any]) -> None:
+    marks = d.get(_MARKS)
+    if marks is None:
+        d[_MARKS] = {name: values}
+        return
+    previous = marks.get(name)
+    if (
+        previous is not None
+        and previous is not values
+        and name in d
+        and not _same_actor(previous, values)
+    ):
+        d.setdefault(_CHAINS, {}).setdefault(name, []).append((previous, d[name]))
+    marks[name] = values
+
+
+def _setattr(self: Model, name: str, value: Any) -> None:
+    frame = current_frame()
+    if frame is not None and frame.tracking:
+        tracker = _trackers.get(type(self))
+        if tracker is not None and name in tracker.attnames:
+            _mark(self.__dict__, name, frame.values)
+    _object_setattr(self, name, value)
+
+
+_setattr._revy = True  # type: ignore[attr-defined]
+
+
+def _wrap_save_table(original: Callable[..., bool]) -> Callable[..., bool]:
+    def _save_table(self: Model, *args: Any, **kwargs: Any) -> bool:
+        updated = original(self, *args, **kwargs)
+        self.__dict__[_UPDATED] = updated
+        return updated
+
+    _save_table._revy = True  # type: ignore[attr-defined]
+    return _save_table
+
+
+def _wrap_refresh_from_db(original: Callable[..., None]) -> Callable[..., None]:
+    def refresh_from_db(self: Model, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        tracker = _trackers.get(type(self))
+        if tracker is None:
+            return
+        fields = kwargs.get("fields", args[1] if len(args) > 1 else None)
+        attnames = [f.attname for f in tracker.select(fields)]
+        _rebaseline(self, tracker, attnames)
+
+    refresh_from_db._revy = True  # type: ignore[attr-defined]
+    return refresh_from_db
+
+
+def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
+    def save_base(
+        self: Model,
+        raw: bool = False,
+        force_insert: Any = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Iterable[str] | None = None,
+    ) -> None:
+        tracker = _trackers.get(type(self))
+        d = self.__dict__
+        if tracker is None or d.get(_SAVING):
+            original(self, raw, force_insert, force_update, using, update_fields)
+            return
+        fields = tracker.select(update_fields)
+        frame = current_frame()
+        if frame is None or not frame.tracking:
+            original(self, raw, force_insert, force_update, using, update_fields)
+            _rebaseline(self, tracker, [f.attname for f in fields])
+            return
+        using = using or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            prior = _prior_values(self, tracker, fields, using, raw, force_insert)
+            d[_SAVING] = True
+            try:
+                original(self, raw, force_insert, force_update, using, update_fields)
+            finally:
+                d.pop(_SAVING, None)
+            if d.pop(_UPDATED, True):
+                change = _update_change(self, tracker, fields, prior, frame)
+            else:
+                fields = tracker.fields
+                change = _create_change(self, tracker, frame)
+            if change is not None:
+                write_history(using, [change], frame)
+        _rebaseline(self, tracker, [f.attname for f in fields])
+
+    save_base._revy = True  # type: ignore[attr-defined]
+    return save_base
+
+
+def _prior_values(
+    instance: Model,
+    tracker: Tracker,
+    fields: Sequence[TrackedField],
+    using: str,
+    raw: bool,
+    force_insert: Any,
+) -> dict[str, Any]:
+    """Values the database holds for fields the baseline does not know."""
+    pk = instance.pk
+    if pk is None or force_insert:
+        return {}
+    meta = instance._meta
+    if instance._state.adding and meta.pk is not None and meta.pk.has_default():
+        return {}
+    base = baseline(instance)
+    missing = [f.attname for f in fields if base is None or f.attname not in base]
+    if not missing:
+        return {}
+    queryset = type(instance)._base_manager.db_manager(using).filter(pk=pk)
+    if connections[using].features.has_select_for_update:
+        queryset = queryset.select_for_update()
+    row = queryset.values(*missing).first()
+    return row or {}
+
+
+# Building changes ----------------------------------------------------------
+
+
+@dataclass
+class AttributeChange:
+    name: str
+    old: Any
+    new: Any
+    action: str
+    actor: Model | None
+    description: str
+
+
+@dataclass
+class ObjectChange:
+    model: type[Model]
+    pk: Any
+    action: str
+    actor: Model | None
+    description: str
+    attributes: list[AttributeChange] = field(default_factory=list)
+
+
+def _stored(tf: TrackedField, value: Any) -> Any:
+    dumped = value_codec.dump(tf.field, value)
+    if tf.masked and dumped is not None:
+        return revy_settings.mask
+    return dumped
+
+
+def _who(values: Mapping[str, Any]) -> tuple[Model | None, str]:
+    return values.get("actor"), values.get("attribute_delta_description") or ""
+
+
+def _create_change(instance: Model, tracker: Tracker, frame: Frame) -> ObjectChange:
+    from revy_core.conf import get_attribute_delta_model, get_object_delta_model
+
+    object_delta = get_object_delta_model()
+    set_ = get_attribute_delta_model().ACTION_SET  # type: ignore[attr-defined]
+    d = instance.__dict__
+    marks = d.get(_MARKS) or {}
+    change = ObjectChange(
+        model=type(instance),
+        pk=instance.pk,
+        action=object_delta.ACTION_CREATE,  # type: ignore[attr-defined]
+        actor=frame.values.get("actor"),
+        description=frame.values.get("object_delta_description") or "",
+    )
+    for tf in tracker.fields:
+        if tf.attname not in d:
+            continue
+        actor, description = _who(marks.get(tf.attname, frame.values))
+        change.attributes.append(
+            AttributeChange(
+                tf.name, None, _stored(tf, d[tf.attname]), set_, actor, description
+            )
+        )
+    return change
+
+
+def _update_change(
+    instance: Model,
+    tracker: Tracker,
+    fields: Sequence[TrackedField],
+    prior: Mapping[str, Any],
+    frame: Frame,
+) -> ObjectChange | None:
+    from revy_core.conf import get_attribute_delta_model, get_object_delta_model
+
+    set_ = get_attribute_delta_model().ACTION_SET  # type: ignore[attr-defined]
+    d = instance.__dict__
+    base = baseline(instance) or {}
+    marks = d.get(_MARKS) or {}
+    chains = d.get(_CHAINS) or {}
+    attributes: list[AttributeChange] = []
+    for tf in fields:
+        attname = tf.attname
+        if attname not in d:
+            continue
+        old = base[attname] if attname in base else prior.get(attname)
+        new = d[attname]
+        if old is new:
+            continue
+        old_stored = _stored(tf, old)
+        new_dumped = value_codec.dump(tf.field, new)
+        if value_codec.dump(tf.field, old) == new_dumped:
+            continue
+        steps = [*chains.get(attname, ()), (marks.get(attname, frame.values), new)]
+        previous = old_stored
+        previous_dumped = value_codec.dump(tf.field, old)
+        for values, value in steps:
+            dumped = value_codec.dump(tf.field, value)
+            if dumped == previous_dumped:
+                continue
+            stored = _stored(tf, value)
+            actor, description = _who(values)
+            attributes.append(
+                AttributeChange(tf.name, previous, stored, set_, actor, description)
+            )
+            previous, previous_dumped = stored, dumped
+    if not attributes:
+        return None
+    return ObjectChange(
+        model=type(instance),
+        pk=instance.pk,
+        action=get_object_delta_model().ACTION_UPDATE,  # type: ignore[attr-defined]
+        actor=frame.values.get("actor"),
+        description=frame.values.get("object_delta_description") or "",
+        attributes=attributes,
+    )
+
+
+def deletion_change(
+    tracker: Tracker,
+    pk: Any,
+    values: Mapping[str, Any],
+    actor: Model | None,
+    description: str,
+    attribute_description: str,
+) -> ObjectChange:
+    """A Delete object delta holding the final value of every field."""
+    unset = get_attribute_delta_model().ACTION_UNSET  # type: ignore[attr-defined]
+    change = ObjectChange(
+        model=tracker.model,
+        pk=pk,
+        action=get_object_delta_model().ACTION_DELETE,  # type: ignore[attr-defined]
+        actor=actor,
+        description=description,
+    )
+    for tf in tracker.fields:
+        if tf.attname in values:
+            change.attributes.append(
+                AttributeChange(
+                    tf.name,
+                    _stored(tf, values[tf.attname]),
+                    None,
+                    unset,
+                    actor,
+                    attribute_description,
+                )
+            )
+    return change
+
+
+def stored_value(tracker: Tracker, attname: str, value: Any) -> Any:
+    return _stored(tracker.by_attname[attname], value)
+
+
+# Writing history -----------------------------------------------------------
+
+
+def _resolve_revision(using: str, frame: Frame) -> Model:
+    value = frame.values.get("revision")
+    description = frame.values.get("revision_description") or ""
+    if isinstance(value, LazyRevision):
+        return value.resolve(using, description)
+    if value is None:
+        revision = get_revision_model()(description=description)
+        revision.save(using=using)
+        return revision
+    if value.pk is None:
+        if description and not getattr(value, "description", ""):
+            value.description = description
+        value.save(using=using)
+    return value  # type: ignore[no-any-return]
+
+
+def _actor_key(using: str, value: Any) -> tuple[int | None, str | None]:
+    actor = resolve_actor(value)
+    if actor is None:
+        return None, None
+    if actor.pk is None:
+        raise ValueError(f"The actor {actor!r} must be saved before it can act.")
+    content_type = ContentType.objects.db_manager(using).get_for_model(actor)
+    return content_type.pk, str(actor.pk)
+
+
+def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> None:
+    """Write object and attribute deltas for ``changes`` in bulk.
+
+    One revision (unless the context already has one), one insert of object
+    deltas (one per change where the backend cannot return bulk primary
+    keys) and one bulk insert of attribute deltas.
+    """
+    if not changes:
+        return
+    object_delta_model = get_object_delta_model()
+    attribute_delta_model = get_attribute_delta_model()
+    revision = _resolve_revision(using, frame)
+    now = timezone.now()
+    content_types = ContentType.objects.db_manager(using)
+    actors: dict[int, tuple[int | None, str | None]] = {}
+
+    def actor_key(actor: Model | None) -> tuple[int | None, str | None]:
+        key = id(actor)
+        if key not in actors:
+            actors[key] = _actor_key(using, actor)
+        return actors[key]
+
+    object_deltas = []
+    for change in changes:
+        actor_type_id, actor_id = actor_key(change.actor)
+        object_deltas.append(
+            object_delta_model(
+                revision=revision,
+                actor_type_id=actor_type_id,
+                actor_id=actor_id,
+                action=change.action,
+                description=change.description,
+                content_type=content_types.get_for_model(change.model),
+                content_id=str(change.pk),
+                created_at=now,
+            )
+        )
+    manager = object_delta_model._default_manager.db_manager(using)
+    if len(object_deltas) > 1 and connections[using].features.can_return_rows_from_bulk_insert:
+        manager.bulk_create(object_deltas)
+    else:
+        for object_delta in object_deltas:
+            object_delta.save(using=using)
+    attribute_deltas = []
+    for change, object_delta in zip(changes, object_deltas):
+        for attribute in change.attributes:
+            actor_type_id, actor_id = actor_key(attribute.actor)
+            attribute_deltas.append(
+                attribute_delta_model(
+                    revision=revision,
+                    parent=object_delta,
+                    actor_type_id=actor_type_id,
+                    actor_id=actor_id,
+                    action=attribute.action,
+                    description=attribute.description,
+                    content_type_id=object_delta.content_type_id,
+                    content_id=object_delta.content_id,
+                    created_at=now,
+                    field_name=attribute.name,
+                    old_value=attribute.old,
+                    new_value=attribute.new,
+                )
+            )
+    if attribute_deltas:
+        attribute_delta_model._default_manager.db_manager(using).bulk_create(
+            attribute_deltas
+        )
+
+
+# Installation ---------------------------------------------------------------
+
+
+def _labels(model: type[Model]) -> list[str]:
+    meta = model._meta
+    return [meta.label_lower] + [p._meta.label_lower for p in meta.get_parent_list()]
+
+
+def _wanted(model: type[Model]) -> bool:
+    meta = model._meta
+    if meta.abstract or meta.swapped or meta.auto_created:
+        return False
+    label = meta.label_lower
+    history = {
+        revy_settings.revision_model.lower(),
+        revy_settings.object_delta_model.lower(),
+        revy_settings.attribute_delta_model.lower(),
+    }
+    if (
+        meta.app_label in ALWAYS_EXCLUDED_APPS
+        or label in ALWAYS_EXCLUDED_MODELS
+        or label in history
+    ):
+        return False
+    chosen = revy_settings.models
+    if chosen is not None:
+        chosen_lower = {name.lower() for name in chosen}
+        if label not in chosen_lower and meta.app_label.lower() not in chosen_lower:
+            return False
+    excluded = {name.lower() for name in revy_settings.exclude_models}
+    return label not in excluded and meta.app_label.lower() not in excluded
+
+
+def _field_names_by_label(setting: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
+    return {label.lower(): set(names) for label, names in setting.items()}
+
+
+def build_tracker(model: type[Model]) -> Tracker:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    labels = _labels(model)
+    excluded = _field_names_by_label(revy_settings.exclude_fields)
+    masked = _field_names_by_label(revy_settings.masked_fields)
+    excluded_names = set().union(*(excluded.get(label, ()) for label in labels))
+    masked_names = set().union(*(masked.get(label, ()) for label in labels))
+    if issubclass(model, AbstractBaseUser):
+        masked_names.add("password")
+    fields = [
+        TrackedField(
+            field=f,
+            name=f.name,
+            attname=f.attname,
+            masked=f.name in masked_names or f.attname in masked_names,
+            mutable=isinstance(f, JSONField)
+            or f.get_internal_type() in {"ArrayField", "HStoreField"},
+        )
+        for f in model._meta.concrete_fields
+        if not getattr(f, "generated", False)
+        and f.name not in excluded_names
+        and f.attname not in excluded_names
+    ]
+    return Tracker(model, fields)
+
+
+def _patch(model: type[Model], name: str, wrap: Callable[[Any], Any]) -> None:
+    current = getattr(model, name)
+    if getattr(current, "_revy", False):
+        return
+    if name == "from_db":
+        setattr(model, name, classmethod(wrap(current.__func__)))
+    else:
+        setattr(model, name, wrap(current))
+
+
+def install() -> None:
+    """Track every wanted model of the app registry (runs in ``ready()``)."""
+    for model in apps.get_models():
+        if not _wanted(model):
+            continue
+        _trackers[model] = build_tracker(model)
+        _patch(model, "from_db", _wrap_from_db)
+        _patch(model, "save_base", _wrap_save_base)
+        _patch(model, "_save_table", _wrap_save_table)
+        _patch(model, "refresh_from_db", _wrap_refresh_from_db)
+        if not getattr(model.__setattr__, "_revy", False):
+            model.__setattr__ = _setattr  # type: ignore[assignment,method-assign]
+
+
+def tracked_models() -> list[type[Model]]:
+    return list(_trackers)

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from revy_core.models import CASCADE, SET, SET_DEFAULT, SET_NULL
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Account(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=CASCADE
+    )
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=SET_NULL
+    )
+    name = models.CharField(max_length=100)
+    balance = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Transaction(models.Model):
+    account = models.ForeignKey(Account, on_delete=CASCADE, related_name="transactions")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    exchange_rate = models.DecimalField(max_digits=12, decimal_places=4, default=1)
+    local_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    note = models.TextField(blank=True, default="")
+
+
+def default_category() -> int:
+    return 0
+
+
+class Comment(models.Model):
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.CASCADE
+    )
+    text = models.TextField(blank=True, default="")
+    is_marked_as_spam = models.BooleanField(default=False)
+    reviewer = models.ForeignKey(
+        Organization,
+        null=True,
+        blank=True,
+        on_delete=SET(None),
+        related_name="reviewed_comments",
+    )
+    category = models.IntegerField(default=0)
+    category_owner = models.ForeignKey(
+        Organization,
+        null=True,
+        blank=True,
+        default=None,
+        on_delete=SET_DEFAULT,
+        related_name="categorised_comments",
+    )
+
+
+class Everything(models.Model):
+    """One of each field type history must bring back."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    char = models.CharField(max_length=50, blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    integer = models.IntegerField(null=True, blank=True)
+    big = models.BigIntegerField(null=True, blank=True)
+    flag = models.BooleanField(default=False)
+    maybe = models.BooleanField(null=True, blank=True)
+    decimal = models.DecimalField(max_digits=14, decimal_places=4, null=True)
+    number = models.FloatField(null=True, blank=True)
+    day = models.DateField(null=True, blank=True)
+    moment = models.DateTimeField(null=True, blank=True)
+    clock = models.TimeField(null=True, blank=True)
+    span = models.DurationField(null=True, blank=True)
+    token = models.UUIDField(null=True, blank=True)
+    data = models.JSONField(null=True, blank=True)
+    blob = models.BinaryField(null=True, blank=True)
+    email = models.EmailField(blank=True, default="")
+    slug = models.SlugField(blank=True, default="")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+
+class Profile(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=CASCADE)
+    secret = models.CharField(max_length=100, blank=True, default="")
+    cache = models.TextField(blank=True, default="")
+    bio = models.TextField(blank=True, default="")
+
+
+class Place(models.Model):
+    name = models.CharField(max_length=100)
+
+
+class Restaurant(Place):
+    serves_pizza = models.BooleanField(default=False)
+
+
+class PlaceProxy(Place):
+    class Meta:
+        proxy = True
+
+
+class Untracked(models.Model):
+    name = models.CharField(max_length=100)

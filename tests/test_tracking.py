@@ -1,0 +1,985 @@
+"""What a save of a tracked model records, and what it costs."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
+from django.db import DatabaseError, connection, connections, transaction
+
+from revy_core import Context
+from revy_core.models import AttributeDelta, ObjectDelta, Revision
+from tests.testapp.history import (
+    actor_of,
+    attributes,
+    changes,
+    history_counts,
+    object_deltas,
+)
+from tests.testapp.models import (
+    Account,
+    Everything,
+    Organization,
+    Place,
+    PlaceProxy,
+    Profile,
+    Restaurant,
+    Transaction,
+    Untracked,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def user():
+    return User.objects.create_user("alice", password="correct horse")
+
+
+@pytest.fixture
+def other_user():
+    return User.objects.create_user("bob", password="battery staple")
+
+
+@pytest.fixture
+def account():
+    """An account created outside any context: history knows nothing of it."""
+    return Account.objects.create(name="savings", balance=decimal.Decimal("10.50"))
+
+
+def _warm_up() -> None:
+    """Fill Django's content type cache so query counts measure revy only."""
+    for model in (User, Account, Everything, Organization, Revision):
+        ContentType.objects.get_for_model(model)
+
+
+# Create --------------------------------------------------------------------
+
+
+def test_create_records_one_object_delta_and_one_set_per_concrete_field(user):
+    with Context.via_actor(user), Context.via_object_delta_description("opened"):
+        account = Account.objects.create(
+            name="current", balance=decimal.Decimal("1.5"), owner=user
+        )
+
+    (delta,) = object_deltas(account)
+    assert delta.action == ObjectDelta.ACTION_CREATE
+    assert delta.description == "opened"
+    assert actor_of(delta) == user
+    assert delta.content_type == ContentType.objects.get_for_model(Account)
+    assert delta.content_id == str(account.pk)
+    assert changes(delta) == {
+        "id": (None, account.pk),
+        "owner": (None, user.pk),
+        "organization": (None, None),
+        "name": (None, "current"),
+        "balance": (None, "1.50"),
+    }
+    for attribute in attributes(delta):
+        assert attribute.action == AttributeDelta.ACTION_SET
+        assert attribute.revision_id == delta.revision_id
+        assert attribute.content_type_id == delta.content_type_id
+        assert attribute.content_id == delta.content_id
+        assert actor_of(attribute) == user
+    assert history_counts() == (1, 1, 5)
+
+
+def test_create_of_every_field_type_stores_json_values():
+    moment = datetime.datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=datetime.UTC)
+    token = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    with Context():
+        thing = Everything.objects.create(
+            char="c",
+            integer=7,
+            big=2**40,
+            flag=True,
+            maybe=None,
+            decimal=decimal.Decimal("3.14159"),
+            number=0.5,
+            day=datetime.date(2024, 1, 2),
+            moment=moment,
+            clock=datetime.time(3, 4, 5),
+            span=datetime.timedelta(days=1, seconds=3),
+            token=token,
+            data={"a": [1, {"b": None}]},
+            blob=b"\x00\xff",
+            ip="2001:db8::1",
+        )
+    (delta,) = object_deltas(thing)
+    new = {name: values[1] for name, values in changes(delta).items()}
+    assert new["id"] == str(thing.pk)
+    assert new["decimal"] == "3.1416"
+    assert new["big"] == 2**40
+    assert new["moment"] == "2024-02-29T23:59:58.123456+00:00"
+    assert new["day"] == "2024-01-02"
+    assert new["clock"] == "03:04:05"
+    assert new["span"] == "P1DT00H00M03S"
+    assert new["token"] == str(token)
+    assert new["data"] == {"a": [1, {"b": None}]}
+    assert new["blob"] == "AP8="
+    assert new["maybe"] is None
+    assert new["flag"] is True
+    assert new["number"] == 0.5
+    assert new["organization"] is None
+    assert len(new) == len(Everything._meta.concrete_fields)
+
+
+# Update --------------------------------------------------------------------
+
+
+def test_update_records_only_changed_fields_with_old_values_loaded_outside(
+    account, user
+):
+    loaded = Account.objects.get(pk=account.pk)
+    with Context.via_actor(user):
+        loaded.name = "renamed"
+        loaded.balance = decimal.Decimal("10.5")  # same value, other spelling
+        loaded.save()
+
+    (delta,) = object_deltas(account)
+    assert delta.action == ObjectDelta.ACTION_UPDATE
+    assert actor_of(delta) == user
+    assert changes(delta) == {"name": ("savings", "renamed")}
+
+
+def test_update_of_an_instance_created_outside_any_context(account):
+    account.balance = decimal.Decimal("99")
+    with Context():
+        account.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"balance": ("10.50", "99.00")}
+
+
+def test_old_values_follow_each_save(user):
+    with Context.via_actor(user):
+        account = Account.objects.create(name="a")
+        account.name = "b"
+        account.save()
+        account.name = "c"
+        account.save()
+    create, first, second = object_deltas(account)
+    assert create.action == ObjectDelta.ACTION_CREATE
+    assert changes(first) == {"name": ("a", "b")}
+    assert changes(second) == {"name": ("b", "c")}
+
+
+def test_save_outside_a_context_moves_the_baseline(account):
+    account.name = "outside"
+    account.save()
+    account.name = "inside"
+    with Context():
+        account.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("outside", "inside")}
+
+
+def test_save_that_changes_nothing_records_nothing(account, django_assert_num_queries):
+    _warm_up()
+    account = Account.objects.get(pk=account.pk)
+    account.name = "savings"
+    with Context(), django_assert_num_queries(1):
+        account.save()
+    assert history_counts() == (0, 0, 0)
+
+
+def test_update_fields_records_only_those_fields(account):
+    account.name = "renamed"
+    account.balance = decimal.Decimal("1")
+    with Context():
+        account.save(update_fields=["name"])
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "renamed")}
+
+    # balance was never written: its old value is still the stored one.
+    with Context():
+        account.save()
+    _, delta = object_deltas(account)
+    assert changes(delta) == {"balance": ("10.50", "1.00")}
+
+
+def test_update_fields_by_attname(account, user):
+    account.owner = user
+    with Context():
+        account.save(update_fields=["owner_id"])
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"owner": (None, user.pk)}
+
+
+def test_json_mutated_in_place_is_recorded():
+    thing = Everything.objects.create(data={"tags": ["a"]})
+    thing = Everything.objects.get(pk=thing.pk)
+    assert isinstance(thing.data, dict)
+    thing.data["tags"].append("b")
+    with Context():
+        thing.save()
+    (delta,) = object_deltas(thing)
+    assert changes(delta) == {"data": ({"tags": ["a"]}, {"tags": ["a", "b"]})}
+
+
+def test_foreign_key_assigned_through_the_relation(account):
+    organization = Organization.objects.create(name="acme")
+    with Context():
+        account.organization = organization
+        account.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"organization": (None, organization.pk)}
+
+
+# Actors and descriptions ---------------------------------------------------
+
+
+def test_each_attribute_keeps_the_actor_and_description_of_its_assignment(
+    account, user
+):
+    with Context.via_actor(user), Context.via_object_delta_description("edit"):
+        account.name = "by alice"
+        with (
+            Context.via_actor(None),
+            Context.via_attribute_delta_description("Corrected by the system."),
+        ):
+            account.balance = decimal.Decimal("0")
+        account.save()
+
+    (delta,) = object_deltas(account)
+    assert actor_of(delta) == user
+    assert delta.description == "edit"
+    by_name = {a.field_name: a for a in attributes(delta)}
+    assert set(by_name) == {"name", "balance"}
+    assert actor_of(by_name["name"]) == user
+    assert by_name["name"].description == ""
+    assert actor_of(by_name["balance"]) is None
+    assert by_name["balance"].description == "Corrected by the system."
+    assert (by_name["balance"].old_value, by_name["balance"].new_value) == (
+        "10.50",
+        "0.00",
+    )
+
+
+def test_repeated_assignments_under_one_actor_collapse(account, user):
+    with Context.via_actor(user):
+        for name in ("one", "two", "three"):
+            account.name = name
+        account.save()
+    (delta,) = object_deltas(account)
+    (attribute,) = attributes(delta)
+    assert (attribute.field_name, attribute.old_value, attribute.new_value) == (
+        "name",
+        "savings",
+        "three",
+    )
+    assert actor_of(attribute) == user
+
+
+def test_different_actors_on_one_field_give_a_chain(account, user, other_user):
+    with Context.via_actor(user):
+        account.name = "alice's"
+        account.name = "alice's final"
+        with Context.via_actor(other_user):
+            account.name = "bob's"
+        with Context.via_actor(None):
+            account.name = "system's"
+        account.save()
+    (delta,) = object_deltas(account)
+    chain = [(a.old_value, a.new_value, actor_of(a)) for a in attributes(delta)]
+    assert chain == [
+        ("savings", "alice's final", user),
+        ("alice's final", "bob's", other_user),
+        ("bob's", "system's", None),
+    ]
+
+
+def test_chain_is_forgotten_after_the_save(account, user, other_user):
+    with Context.via_actor(user):
+        account.name = "a"
+        with Context.via_actor(other_user):
+            account.name = "b"
+        account.save()
+        account.name = "c"
+        account.save()
+    _, second = object_deltas(account)
+    ((old, new, actor),) = [
+        (a.old_value, a.new_value, actor_of(a)) for a in attributes(second)
+    ]
+    assert (old, new, actor) == ("b", "c", user)
+
+
+def test_assignment_outside_a_context_is_credited_to_the_saving_actor(account, user):
+    account.name = "assigned outside"
+    with Context.via_actor(user):
+        account.save()
+    (delta,) = object_deltas(account)
+    (attribute,) = attributes(delta)
+    assert actor_of(attribute) == user
+
+
+# Revisions -----------------------------------------------------------------
+
+
+def test_without_a_revision_each_change_gets_its_own(account):
+    with Context.via_revision_description("why"):
+        account.name = "one"
+        account.save()
+        account.name = "two"
+        account.save()
+    first, second = object_deltas(account)
+    assert first.revision_id != second.revision_id
+    assert [r.description for r in Revision.objects.order_by("pk")] == ["why", "why"]
+
+
+def test_via_revision_groups_changes(account):
+    revision = Revision.objects.create(description="grouped")
+    with Context.via_revision(revision):
+        account.name = "one"
+        account.save()
+        other = Account.objects.create(name="other")
+    (first,) = object_deltas(account)
+    (second,) = object_deltas(other)
+    assert first.revision == second.revision == revision
+    assert set(
+        AttributeDelta.objects.values_list("revision", flat=True).distinct()
+    ) == {revision.pk}
+    assert Revision.objects.count() == 1
+
+
+def test_unsaved_revision_is_saved_on_first_change(account):
+    revision = Revision(description="unsaved")
+    with Context.via_revision(revision):
+        account.name = "one"
+        account.save()
+        account.name = "two"
+        account.save()
+    assert revision.pk is not None
+    assert {d.revision_id for d in object_deltas(account)} == {revision.pk}
+
+
+def test_lazy_revision_is_created_once(account):
+    calls: list[int] = []
+
+    def make() -> Revision:
+        calls.append(1)
+        return Revision(description="lazy")
+
+    with Context.via_revision(make):
+        assert calls == []
+        account.name = "one"
+        account.save()
+        Account.objects.create(name="two")
+    assert calls == [1]
+    (revision,) = Revision.objects.all()
+    assert revision.description == "lazy"
+    assert ObjectDelta.objects.filter(revision=revision).count() == 2
+
+
+def test_lazy_revision_is_not_created_when_nothing_changes(account):
+    with Context.via_revision(lambda: Revision(description="lazy")):
+        account.save()
+    assert history_counts() == (0, 0, 0)
+
+
+def test_lazy_revision_is_recreated_after_a_rollback(account):
+    calls: list[int] = []
+
+    def make() -> Revision:
+        calls.append(1)
+        return Revision(description=f"lazy {len(calls)}")
+
+    def create_then_fail() -> None:
+        with transaction.atomic():
+            Account.objects.create(name="rolled back")
+            raise ZeroDivisionError
+
+    with Context.via_revision(make):
+        with pytest.raises(ZeroDivisionError):
+            create_then_fail()
+        created = Account.objects.create(name="kept")
+    assert calls == [1, 1]
+    (revision,) = Revision.objects.all()
+    assert revision.description == "lazy 2"
+    (delta,) = object_deltas(created)
+    assert delta.revision == revision
+    assert ObjectDelta.objects.count() == 1
+
+
+def test_lazy_revision_takes_the_revision_description(account):
+    with (
+        Context.via_revision(lambda: Revision()),
+        Context.via_revision_description("described"),
+    ):
+        account.name = "x"
+        account.save()
+    (delta,) = object_deltas(account)
+    assert delta.revision.description == "described"
+
+
+# Where tracking happens ----------------------------------------------------
+
+
+def test_nothing_is_recorded_outside_a_context(account):
+    account.name = "x"
+    account.save()
+    Account.objects.create(name="y")
+    Account.objects.filter(pk=account.pk).delete()
+    assert history_counts() == (0, 0, 0)
+
+
+def test_nothing_is_recorded_in_a_disabled_context(account):
+    with Context(), Context.as_disabled():
+        account.name = "x"
+        account.save()
+        Account.objects.create(name="y")
+        account.delete()
+    with Context():
+        Context.disable()
+        Account.objects.create(name="z")
+        Context.enable()
+    assert history_counts() == (0, 0, 0)
+
+
+def test_enabled_again_records_with_the_true_old_value(account):
+    with Context():
+        with Context.as_disabled():
+            account.name = "while disabled"
+            account.save()
+        with Context.as_enabled():
+            account.name = "enabled"
+            account.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("while disabled", "enabled")}
+
+
+def test_assignment_in_a_disabled_context_is_credited_to_the_saver(account, user):
+    with Context.via_actor(None), Context.as_disabled():
+        account.name = "x"
+    with Context.via_actor(user):
+        account.save()
+    (attribute,) = attributes(object_deltas(account)[0])
+    assert actor_of(attribute) == user
+
+
+def test_excluded_models_are_not_tracked():
+    with Context():
+        thing = Untracked.objects.create(name="a")
+        thing.name = "b"
+        thing.save()
+        thing.delete()
+    assert history_counts() == (0, 0, 0)
+
+
+def test_excluded_field_is_never_stored(user):
+    with Context():
+        profile = Profile.objects.create(user=user, cache="c1", bio="b1")
+        profile.cache = "c2"
+        profile.save()
+        profile.cache = "c3"
+        profile.bio = "b2"
+        profile.save()
+    create, update = object_deltas(profile)
+    assert "cache" not in changes(create)
+    assert changes(update) == {"bio": ("b1", "b2")}
+    assert not AttributeDelta.objects.filter(field_name="cache").exists()
+    assert "c1" not in _all_stored_text()
+
+
+def test_masked_fields_are_recorded_without_their_value(user):
+    with Context():
+        profile = Profile.objects.create(user=user, secret="hunter2")
+        profile.secret = "hunter3"
+        profile.save()
+    create, update = object_deltas(profile)
+    assert changes(create)["secret"] == (None, "[masked]")
+    assert changes(update) == {"secret": ("[masked]", "[masked]")}
+    text = _all_stored_text()
+    assert "hunter2" not in text
+    assert "hunter3" not in text
+
+
+def test_password_hashes_never_land_in_history():
+    with Context():
+        user = User.objects.create_user("carol", password="first password")
+        first_hash = user.password
+        user.set_password("second password")
+        user.save()
+        second_hash = user.password
+        pk = user.pk
+        user.delete()
+    create, update, delete = object_deltas(User, pk)
+    assert changes(create)["password"] == (None, "[masked]")
+    assert changes(update) == {"password": ("[masked]", "[masked]")}
+    assert changes(delete)["password"] == ("[masked]", None)
+    text = _all_stored_text()
+    for secret in (first_hash, second_hash, "first password", "second password"):
+        assert secret not in text
+    # The hash's salt and digest parts are not stored either.
+    for part in first_hash.split("$") + second_hash.split("$"):
+        if len(part) > 8:
+            assert part not in text
+
+
+def _all_stored_text() -> str:
+    return json.dumps(
+        list(AttributeDelta.objects.values_list("old_value", "new_value"))
+    )
+
+
+# Model shapes --------------------------------------------------------------
+
+
+def test_multi_table_inheritance_records_one_object_delta():
+    with Context():
+        restaurant = Restaurant.objects.create(name="Luigi's", serves_pizza=True)
+    (delta,) = ObjectDelta.objects.all()
+    assert delta.content_type == ContentType.objects.get_for_model(Restaurant)
+    assert changes(delta) == {
+        "id": (None, restaurant.pk),
+        "name": (None, "Luigi's"),
+        "place_ptr": (None, restaurant.pk),
+        "serves_pizza": (None, True),
+    }
+
+    with Context():
+        restaurant.name = "Mario's"
+        restaurant.serves_pizza = False
+        restaurant.save()
+    _, update = object_deltas(restaurant)
+    assert changes(update) == {
+        "name": ("Luigi's", "Mario's"),
+        "serves_pizza": (True, False),
+    }
+    assert ObjectDelta.objects.count() == 2
+
+
+def test_parent_of_multi_table_child_is_tracked_on_its_own():
+    restaurant = Restaurant.objects.create(name="Luigi's")
+    place = Place.objects.get(pk=restaurant.pk)
+    with Context():
+        place.name = "Chez Luigi"
+        place.save()
+    (delta,) = object_deltas(place)
+    assert delta.content_type == ContentType.objects.get_for_model(Place)
+    assert changes(delta) == {"name": ("Luigi's", "Chez Luigi")}
+
+
+def test_proxy_model_is_recorded_as_its_concrete_model():
+    with Context():
+        place = PlaceProxy.objects.create(name="proxied")
+        place.name = "renamed"
+        place.save()
+    create, update = object_deltas(Place, place.pk)
+    assert create.content_type == ContentType.objects.get_for_model(Place)
+    assert changes(create) == {"id": (None, place.pk), "name": (None, "proxied")}
+    assert changes(update) == {"name": ("proxied", "renamed")}
+
+
+# Loading and reloading -----------------------------------------------------
+
+
+def test_refresh_from_db_resets_the_baseline(account):
+    Account.objects.filter(pk=account.pk).update(name="changed elsewhere")
+    account.refresh_from_db()
+    with Context():
+        account.name = "mine"
+        account.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("changed elsewhere", "mine")}
+
+
+def test_refresh_from_db_discards_unsaved_assignments(account, user):
+    with Context.via_actor(user):
+        account.name = "discarded"
+        account.refresh_from_db()
+        account.save()
+    assert history_counts() == (0, 0, 0)
+
+
+def test_refresh_of_some_fields_resets_only_those(account):
+    Account.objects.filter(pk=account.pk).update(
+        name="elsewhere", balance=decimal.Decimal("2")
+    )
+    account.refresh_from_db(fields=["name"])
+    account.balance = decimal.Decimal("3")
+    with Context():
+        account.save()
+    (delta,) = object_deltas(account)
+    # The stale balance was overwritten: the recorded old value is the one
+    # this instance last knew, and only changed fields are recorded.
+    assert changes(delta) == {"balance": ("10.50", "3.00")}
+
+
+def test_deferred_field_loaded_later_has_its_true_old_value(account):
+    partial = Account.objects.only("name").get(pk=account.pk)
+    assert partial.get_deferred_fields() == {"balance", "owner_id", "organization_id"}
+    with Context():
+        partial.balance = decimal.Decimal("20")
+        partial.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"balance": ("10.50", "20.00")}
+    account.refresh_from_db()
+    assert account.balance == decimal.Decimal("20")
+
+
+def test_deferred_fields_that_were_not_touched_are_not_recorded(account):
+    partial = Account.objects.only("name").get(pk=account.pk)
+    with Context():
+        partial.name = "partial"
+        partial.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "partial")}
+
+
+def test_deferred_field_read_then_changed(account):
+    partial = Account.objects.only("name").get(pk=account.pk)
+    assert partial.balance == decimal.Decimal("10.50")  # loads it
+    with Context():
+        partial.balance = decimal.Decimal("1")
+        partial.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"balance": ("10.50", "1.00")}
+
+
+def test_values_and_iterator_loads_keep_baselines(account):
+    (loaded,) = list(Account.objects.filter(pk=account.pk).iterator())
+    loaded.name = "iterated"
+    with Context():
+        loaded.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "iterated")}
+
+
+# Databases -----------------------------------------------------------------
+
+
+@pytest.fixture
+def other_database(tmp_path: Path):
+    """A second SQLite database, migrated, under the alias ``other``."""
+    alias = "other"
+    config = dict(connections.settings["default"])
+    config.update(NAME=str(tmp_path / "other.sqlite3"), TEST={"NAME": None})
+    connections.settings[alias] = config
+    # Connect directly: the alias is not one the test case was set up with.
+    connections[alias].connect()
+    try:
+        call_command("migrate", database=alias, verbosity=0)
+        yield alias
+    finally:
+        connections[alias].close()
+        del connections[alias]
+        del connections.settings[alias]
+
+
+def test_save_using_writes_history_to_that_database(other_database, user):
+    with Context(), Context.via_revision_description("elsewhere"):
+        account = Account(name="remote")
+        account.save(using=other_database)
+        account.name = "renamed remotely"
+        account.save(using=other_database)
+    assert history_counts() == (0, 0, 0)
+    deltas = list(ObjectDelta.objects.using(other_database).order_by("pk"))
+    assert [d.action for d in deltas] == [
+        ObjectDelta.ACTION_CREATE,
+        ObjectDelta.ACTION_UPDATE,
+    ]
+    assert Revision.objects.using(other_database).count() == 2
+    update = AttributeDelta.objects.using(other_database).get(parent=deltas[1])
+    assert (update.old_value, update.new_value) == ("remote", "renamed remotely")
+
+
+# Async ORM -----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_async_orm_is_recorded_with_the_right_actor():
+    alice = await User.objects.acreate(username="alice")
+    bob = await User.objects.acreate(username="bob")
+
+    with Context.via_actor(alice):
+        account = await Account.objects.acreate(name="async")
+        account.name = "asaved"
+        await account.asave()
+    with Context.via_actor(bob):
+        _, created = await Account.objects.aget_or_create(name="gotten")
+        assert created
+        _, created = await Account.objects.aget_or_create(name="gotten")
+        assert not created
+        _, created = await Account.objects.aupdate_or_create(
+            name="gotten", defaults={"balance": decimal.Decimal("5")}
+        )
+        assert not created
+        await account.adelete()
+
+    def read() -> list[tuple[str, str | None, dict[str, tuple[object, object]]]]:
+        return [
+            (d.action, d.actor_id, changes(d))
+            for d in ObjectDelta.objects.order_by("pk")
+            if d.content_type.model_class() is Account
+        ]
+
+    rows = await sync_to_async(read)()
+    assert [(action, actor) for action, actor, _ in rows] == [
+        ("create", str(alice.pk)),
+        ("update", str(alice.pk)),
+        ("create", str(bob.pk)),
+        ("update", str(bob.pk)),
+        ("delete", str(bob.pk)),
+    ]
+    assert rows[1][2] == {"name": ("async", "asaved")}
+    assert rows[3][2] == {"balance": ("0.00", "5.00")}
+    assert rows[4][2]["name"] == ("asaved", None)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_async_concurrent_tasks_keep_their_own_actors():
+    import asyncio
+
+    users = [await User.objects.acreate(username=f"u{i}") for i in range(8)]
+
+    async def work(actor: User) -> int:
+        with Context.via_actor(actor):
+            account = await Account.objects.acreate(name=actor.username)
+            await asyncio.sleep(0)
+            account.balance = decimal.Decimal(actor.pk)
+            await account.asave()
+            return account.pk
+
+    pks = await asyncio.gather(*(work(u) for u in users))
+
+    def read() -> dict[int, set[str | None]]:
+        result: dict[int, set[str | None]] = {}
+        for pk in pks:
+            deltas = object_deltas(Account, pk)
+            result[pk] = {d.actor_id for d in deltas} | {
+                a.actor_id for d in deltas for a in attributes(d)
+            }
+        return result
+
+    by_pk = await sync_to_async(read)()
+    for actor, pk in zip(users, pks, strict=True):
+        assert by_pk[pk] == {str(actor.pk)}
+
+
+# Atomicity -----------------------------------------------------------------
+
+
+class _FailAttributeDeltaInsert:
+    """A database error on every INSERT into the attribute delta table."""
+
+    def __init__(self) -> None:
+        self.raised = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("INSERT") and "revy_attribute_delta" in sql:
+            self.raised += 1
+            raise DatabaseError("injected failure")
+        return execute(sql, params, many, context)
+
+
+def _assert_failed_write_leaves_nothing(account: Account) -> None:
+    account.refresh_from_db()
+    assert account.name == "savings"
+    assert Account.objects.count() == 1
+    assert history_counts() == (0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failed_history_write_rolls_back_the_update_in_autocommit(account):
+    failure = _FailAttributeDeltaInsert()
+    account.name = "never stored"
+    with (
+        connection.execute_wrapper(failure),
+        Context(),
+        pytest.raises(DatabaseError),
+    ):
+        account.save()
+    assert failure.raised == 1
+    _assert_failed_write_leaves_nothing(account)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failed_history_write_rolls_back_the_create_in_autocommit(account):
+    failure = _FailAttributeDeltaInsert()
+    with (
+        connection.execute_wrapper(failure),
+        Context(),
+        pytest.raises(DatabaseError),
+    ):
+        Account.objects.create(name="never stored")
+    assert failure.raised == 1
+    _assert_failed_write_leaves_nothing(account)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failed_history_write_rolls_back_the_delete_in_autocommit(account):
+    failure = _FailAttributeDeltaInsert()
+    with (
+        connection.execute_wrapper(failure),
+        Context(),
+        pytest.raises(DatabaseError),
+    ):
+        account.delete()
+    assert failure.raised == 1
+    assert Account.objects.filter(pk=account.pk).exists()
+    assert history_counts() == (0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failed_history_write_rolls_back_inside_an_outer_atomic(account):
+    failure = _FailAttributeDeltaInsert()
+    account.name = "never stored"
+
+    def work() -> None:
+        with transaction.atomic():
+            Organization.objects.create(name="in the same transaction")
+            account.save()
+
+    with (
+        Context(),
+        connection.execute_wrapper(failure),
+        pytest.raises(DatabaseError),
+    ):
+        work()
+    assert failure.raised == 1
+    assert not Organization.objects.exists()
+    _assert_failed_write_leaves_nothing(account)
+
+
+def test_failed_bulk_insert_inside_a_savepoint_keeps_the_instance_retryable(
+    account, monkeypatch
+):
+    def fail(*args, **kwargs):
+        raise DatabaseError("bulk insert failed")
+
+    account.name = "first try"
+    with (
+        Context(),
+        monkeypatch.context() as patch,
+    ):
+        patch.setattr(type(AttributeDelta.objects), "bulk_create", fail)
+        with pytest.raises(DatabaseError), transaction.atomic():
+            account.save()
+    _assert_failed_write_leaves_nothing(account.__class__.objects.get())
+    # The baseline did not move: a retry records the true old value.
+    with Context():
+        account.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "first try")}
+
+
+# Query counts --------------------------------------------------------------
+
+
+def test_tracked_update_with_a_revision_costs_three_statements(
+    account, user, django_assert_num_queries
+):
+    _warm_up()
+    revision = Revision.objects.create()
+    with Context.via_actor(user), Context.via_revision(revision):
+        account.name = "counted"
+        with django_assert_num_queries(3) as captured:
+            account.save()
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert sql[0].startswith('UPDATE "testapp_account"')
+    assert sql[1].startswith('INSERT INTO "revy_object_delta"')
+    assert sql[2].startswith('INSERT INTO "revy_attribute_delta"')
+
+
+def test_tracked_update_without_a_revision_costs_one_more(
+    account, user, django_assert_num_queries
+):
+    _warm_up()
+    with Context.via_actor(user):
+        account.name = "counted"
+        with django_assert_num_queries(4) as captured:
+            account.save()
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert sql[1].startswith('INSERT INTO "revy_revision"')
+
+
+def test_tracked_create_with_a_revision_costs_three_statements(
+    user, django_assert_num_queries
+):
+    _warm_up()
+    revision = Revision.objects.create()
+    with (
+        Context.via_actor(user),
+        Context.via_revision(revision),
+        django_assert_num_queries(3),
+    ):
+        Account.objects.create(name="counted", owner=user)
+    assert AttributeDelta.objects.count() == 5
+
+
+def test_statements_do_not_grow_with_the_number_of_fields(
+    django_assert_num_queries,
+):
+    _warm_up()
+    organization = Organization.objects.create(name="o")
+    thing = Everything.objects.create()
+    revision = Revision.objects.create()
+    with Context.via_revision(revision):
+        with django_assert_num_queries(3):
+            thing.char = "x"
+            thing.save()
+        with django_assert_num_queries(3):
+            thing.char = "y"
+            thing.text = "t"
+            thing.integer = 1
+            thing.big = 2
+            thing.flag = True
+            thing.maybe = False
+            thing.decimal = decimal.Decimal("1.5")
+            thing.number = 2.5
+            thing.day = datetime.date(2020, 1, 1)
+            thing.moment = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+            thing.clock = datetime.time(1)
+            thing.span = datetime.timedelta(1)
+            thing.token = uuid.uuid4()
+            thing.data = [1, 2]
+            thing.blob = b"b"
+            thing.email = "a@example.com"
+            thing.slug = "s"
+            thing.ip = "127.0.0.1"
+            thing.organization = organization
+            thing.save()
+    _, last = object_deltas(thing)
+    assert len(attributes(last)) == 19
+
+
+def test_tracked_load_costs_no_extra_queries(account, django_assert_num_queries):
+    with Context(), django_assert_num_queries(1):
+        list(Account.objects.all())
+
+
+def test_transaction_records_decimal_changes_with_field_precision():
+    with Context():
+        item = Transaction.objects.create(
+            account=Account.objects.create(name="a"),
+            amount=decimal.Decimal("2"),
+            exchange_rate=decimal.Decimal("1.5"),
+        )
+        item.local_amount = item.amount * item.exchange_rate
+        item.save()
+    _, update = object_deltas(item)
+    assert changes(update) == {"local_amount": ("0.00", "3.00")}
+
+
+def test_new_instance_saved_over_an_existing_row_records_the_stored_old_values(
+    account,
+):
+    replacement = Account(pk=account.pk, name="replacement")
+    with Context():
+        replacement.save()
+    (delta,) = object_deltas(account)
+    assert delta.action == ObjectDelta.ACTION_UPDATE
+    assert changes(delta) == {
+        "name": ("savings", "replacement"),
+        "balance": ("10.50", "0.00"),
+    }

@@ -1,0 +1,65 @@
+"""Helpers the test modules share to read what history holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Model
+
+from revy_core.models import AttributeDelta, ObjectDelta, Revision
+
+__all__ = [
+    "actor_of",
+    "attributes",
+    "changes",
+    "history_counts",
+    "object_deltas",
+]
+
+
+def object_deltas(
+    model_or_instance: type[Model] | Model, pk: Any = None
+) -> list[ObjectDelta]:
+    """The object deltas of one instance (or of a model and a pk), oldest first."""
+    if isinstance(model_or_instance, Model):
+        pk = model_or_instance.pk
+    content_type = ContentType.objects.get_for_model(model_or_instance)
+    return list(
+        ObjectDelta.objects.filter(
+            content_type=content_type, content_id=str(pk)
+        ).order_by("pk")
+    )
+
+
+def attributes(object_delta: ObjectDelta) -> list[AttributeDelta]:
+    return list(object_delta.attribute_deltas.order_by("pk"))
+
+
+def changes(object_delta: ObjectDelta) -> dict[str, tuple[Any, Any]]:
+    """``{field_name: (old_value, new_value)}`` of an object delta."""
+    result: dict[str, tuple[Any, Any]] = {}
+    for attribute in attributes(object_delta):
+        assert attribute.field_name not in result, attribute.field_name
+        result[attribute.field_name] = (attribute.old_value, attribute.new_value)
+    return result
+
+
+def actor_of(delta: ObjectDelta | AttributeDelta) -> Model | None:
+    """The actor of a delta, ``None`` for the system."""
+    if delta.actor_type_id is None:
+        assert delta.actor_id is None
+        return None
+    assert delta.actor_type is not None
+    model = delta.actor_type.model_class()
+    assert model is not None
+    return model._default_manager.get(pk=delta.actor_id)
+
+
+def history_counts() -> tuple[int, int, int]:
+    """How many revisions, object deltas and attribute deltas exist."""
+    return (
+        Revision.objects.count(),
+        ObjectDelta.objects.count(),
+        AttributeDelta.objects.count(),
+    )

@@ -36,6 +36,9 @@ class Transaction(models.Model):
     local_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     note = models.TextField(blank=True, default="")
 
+    def __str__(self) -> str:
+        return f"{self.amount} on {self.account_id}"
+
 
 def default_category() -> int:
     return 0
@@ -64,6 +67,9 @@ class Comment(models.Model):
         related_name="categorised_comments",
     )
 
+    def __str__(self) -> str:
+        return self.text
+
 
 class Everything(models.Model):
     """One of each field type history must bring back."""
@@ -91,6 +97,9 @@ class Everything(models.Model):
         Organization, null=True, blank=True, on_delete=models.SET_NULL
     )
 
+    def __str__(self) -> str:
+        return str(self.pk)
+
 
 class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=CASCADE)
@@ -98,9 +107,15 @@ class Profile(models.Model):
     cache = models.TextField(blank=True, default="")
     bio = models.TextField(blank=True, default="")
 
+    def __str__(self) -> str:
+        return f"Profile of {self.user_id}"
+
 
 class Place(models.Model):
     name = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Restaurant(Place):
@@ -114,3 +129,16 @@ class PlaceProxy(Place):
 
 class Untracked(models.Model):
     name = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Post(models.Model):
+    """The seed README's example of revy's ``CASCADE``."""
+
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=CASCADE)
+    title = models.CharField(max_length=100, blank=True, default="")
+
+    def __str__(self) -> str:
+        return self.title

@@ -59,7 +59,8 @@ def _labels(name: str, value: Any, error_id: str) -> list[checks.CheckMessage]:
             )
             continue
         found = (
-            apps.is_installed(label) or any(c.label == label for c in apps.get_app_configs())
+            apps.is_installed(label)
+            or any(c.label == label for c in apps.get_app_configs())
             if "." not in label
             else _model_exists(label)
         )

@@ -4,7 +4,8 @@ Every deletion of a tracked instance inside an enabled context, through
 ``Model.delete()``, ``QuerySet.delete()`` or a cascade, is recorded as a
 Delete object delta holding the final value of every field, in the same
 transaction as the deletion and in bulk: a handful of statements whatever
-the number of rows.
+the number of rows. Field updates a deletion causes through Django's own
+``SET*`` handlers are recorded as well, credited to the context's actor.
 
 ``CASCADE``, ``SET``, ``SET_NULL`` and ``SET_DEFAULT`` behave as Django's
 handlers of the same name, and additionally mark what they cause: cascaded
@@ -58,13 +59,34 @@ def CASCADE(
 
 
 def _record_update(
-    collector: Collector, field: Field[Any, Any], value: Any, sub_objs: Any
+    collector: Collector,
+    field: Field[Any, Any],
+    value: Any,
+    sub_objs: Any,
+    by_handler: bool,
 ) -> None:
+    """Remember a field update a deletion causes, to record it.
+
+    ``by_handler``: caused by one of revy's handlers (credited to the system
+    with the deletion description) rather than by one of Django's (credited
+    to the context's actor, as the deletion itself is).
+    """
     if _tracking(field.model) is None:
         return
+    # Evaluating a lazy queryset here makes Django update exactly these rows
+    # by primary key, so what is recorded is what is written.
     objs = list(sub_objs)
     if objs:
-        collector.__dict__.setdefault(_UPDATES, []).append((field, value, objs))
+        collector.__dict__.setdefault(_UPDATES, []).append(
+            (field, value, objs, by_handler)
+        )
+
+
+def _add_field_update(
+    collector: Collector, field: Field[Any, Any], value: Any, sub_objs: Any
+) -> None:
+    _record_update(collector, field, value, sub_objs, True)
+    _original_add_field_update(collector, field, value, sub_objs)
 
 
 def SET(value: Any) -> Handler:
@@ -74,8 +96,7 @@ def SET(value: Any) -> Handler:
         collector: Collector, field: Field[Any, Any], sub_objs: Any, using: str
     ) -> None:
         resolved = value() if callable(value) else value
-        _record_update(collector, field, resolved, sub_objs)
-        collector.add_field_update(field, resolved, sub_objs)
+        _add_field_update(collector, field, resolved, sub_objs)
 
     set_on_delete.deconstruct = lambda: ("revy_core.models.SET", (value,), {})  # type: ignore[attr-defined]
     set_on_delete.lazy_sub_objs = True  # type: ignore[attr-defined]
@@ -86,17 +107,14 @@ def SET_NULL(
     collector: Collector, field: Field[Any, Any], sub_objs: Any, using: str
 ) -> None:
     """Django's ``SET_NULL``; each assignment is recorded."""
-    _record_update(collector, field, None, sub_objs)
-    collector.add_field_update(field, None, sub_objs)
+    _add_field_update(collector, field, None, sub_objs)
 
 
 def SET_DEFAULT(
     collector: Collector, field: Field[Any, Any], sub_objs: Any, using: str
 ) -> None:
     """Django's ``SET_DEFAULT``; each assignment is recorded."""
-    value = field.get_default()
-    _record_update(collector, field, value, sub_objs)
-    collector.add_field_update(field, value, sub_objs)
+    _add_field_update(collector, field, field.get_default(), sub_objs)
 
 
 SET_NULL.lazy_sub_objs = True  # type: ignore[attr-defined]
@@ -131,7 +149,7 @@ def _final_values(
         )
         for pk, *row in rows:
             values = result[pk]
-            for attname, value in zip(attnames, row):
+            for attname, value in zip(attnames, row, strict=False):
                 values.setdefault(attname, value)
     return result
 
@@ -168,22 +186,38 @@ def _deletion_changes(collector: Collector, frame: Frame) -> list[ObjectChange]:
         for obj in sorted(kept, key=lambda o: str(o.pk)):
             if (concrete, obj.pk) in cascaded:
                 change = deletion_change(
-                    tracker, obj.pk, final[obj.pk], None, deletion_description,
+                    tracker,
+                    obj.pk,
+                    final[obj.pk],
+                    None,
+                    deletion_description,
                     deletion_description,
                 )
             else:
                 change = deletion_change(
-                    tracker, obj.pk, final[obj.pk], actor, description,
+                    tracker,
+                    obj.pk,
+                    final[obj.pk],
+                    actor,
+                    description,
                     attribute_description,
                 )
             changes.append(change)
-    deleted = {(m._meta.concrete_model, o.pk) for m, objs in collector.data.items() for o in objs}
+    deleted = {
+        (m._meta.concrete_model, o.pk)
+        for m, objs in collector.data.items()
+        for o in objs
+    }
     from revy_core.conf import get_attribute_delta_model, get_object_delta_model
 
     set_ = get_attribute_delta_model().ACTION_SET  # type: ignore[attr-defined]
     update = get_object_delta_model().ACTION_UPDATE  # type: ignore[attr-defined]
     by_object: dict[tuple[type[Model], Any], ObjectChange] = {}
-    for field, value, objs in collector.__dict__.get(_UPDATES, ()):
+    for field, value, objs, by_handler in collector.__dict__.get(_UPDATES, ()):
+        if by_handler:
+            who, why, attribute_why = None, deletion_description, deletion_description
+        else:
+            who, why, attribute_why = actor, description, attribute_description
         for obj in objs:
             key = (obj._meta.concrete_model, obj.pk)
             if key in deleted:
@@ -192,25 +226,24 @@ def _deletion_changes(collector: Collector, frame: Frame) -> list[ObjectChange]:
             if tracker is None or field.attname not in tracker.attnames:
                 continue
             old = (baseline(obj) or {}).get(field.attname, getattr(obj, field.attname))
-            change = by_object.get(key)
-            if change is None:
-                change = ObjectChange(
+            old_stored = stored_value(tracker, field.attname, old)
+            new_stored = stored_value(tracker, field.attname, value)
+            if old_stored == new_stored:
+                continue
+            update_change = by_object.get(key)
+            if update_change is None:
+                update_change = ObjectChange(
                     model=type(obj),
                     pk=obj.pk,
                     action=update,
-                    actor=None,
-                    description=deletion_description,
+                    actor=who,
+                    description=why,
                 )
-                by_object[key] = change
-                changes.append(change)
-            change.attributes.append(
+                by_object[key] = update_change
+                changes.append(update_change)
+            update_change.attributes.append(
                 AttributeChange(
-                    field.name,
-                    stored_value(tracker, field.attname, old),
-                    stored_value(tracker, field.attname, value),
-                    set_,
-                    None,
-                    deletion_description,
+                    field.name, old_stored, new_stored, set_, who, attribute_why
                 )
             )
     return [c for c in changes if c.attributes or c.action != update]
@@ -222,8 +255,9 @@ def baseline(obj: Model) -> dict[str, Any] | None:
     return tracked_baseline(obj)
 
 
-_original_has_signal_listeners = Collector._has_signal_listeners
+_original_has_signal_listeners = Collector._has_signal_listeners  # type: ignore[attr-defined]
 _original_delete = Collector.delete
+_original_add_field_update = Collector.add_field_update
 
 
 def _has_signal_listeners(self: Collector, model: type[Model]) -> bool:
@@ -232,7 +266,16 @@ def _has_signal_listeners(self: Collector, model: type[Model]) -> bool:
     # with delete signal receivers.
     if _tracking(model) is not None:
         return True
-    return _original_has_signal_listeners(self, model)
+    return bool(_original_has_signal_listeners(self, model))
+
+
+def _collector_add_field_update(
+    self: Collector, field: Field[Any, Any], value: Any, objs: Any
+) -> None:
+    # Updates scheduled by Django's own handlers (models.SET_NULL ...) are
+    # recorded too, so history never disagrees with the rows.
+    _record_update(self, field, value, objs, False)
+    _original_add_field_update(self, field, value, objs)
 
 
 def _delete(self: Collector) -> tuple[int, dict[str, int]]:
@@ -249,5 +292,6 @@ def _delete(self: Collector) -> tuple[int, dict[str, int]]:
 
 def install() -> None:
     """Hook Django's deletion collector (runs in ``ready()``)."""
-    Collector._has_signal_listeners = _has_signal_listeners  # type: ignore[method-assign]
-    Collector.delete = _delete  # type: ignore[method-assign,assignment]
+    Collector._has_signal_listeners = _has_signal_listeners  # type: ignore[attr-defined]
+    Collector.delete = _delete  # type: ignore[method-assign]
+    Collector.add_field_update = _collector_add_field_update  # type: ignore[method-assign]

@@ -11,7 +11,7 @@ own model with ``REVY_REVISION_MODEL``, ``REVY_OBJECT_DELTA_MODEL`` and
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -61,7 +61,7 @@ class AbstractDelta(models.Model):
         blank=True,
         related_name="+",
     )
-    actor_id = models.CharField(max_length=255, null=True, blank=True)
+    actor_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     actor = GenericForeignKey("actor_type", "actor_id")
     action = models.CharField(max_length=16)
     description = models.TextField(blank=True, default="")
@@ -162,5 +162,3 @@ class AttributeDelta(AbstractAttributeDelta):
             ),
             models.Index(fields=["actor_type", "actor_id"], name="revy_ad_actor_idx"),
         ]
-
-

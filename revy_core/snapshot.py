@@ -15,6 +15,7 @@ saved again.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import (
@@ -48,14 +49,17 @@ class _Cell(Func):
         self,
         compiler: SQLCompiler,
         connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
         **extra_context: Any,
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, tuple[Any, ...]]:
         sql, params = compiler.compile(self.source_expressions[0])
         if connection.vendor == "postgresql":
             sql = f"({sql})::text"
         if connection.vendor == "mysql":
-            return f"CONCAT('[', COALESCE({sql}, 'null'), ']')", list(params)
-        return f"('[' || COALESCE({sql}, 'null') || ']')", list(params)
+            return f"CONCAT('[', COALESCE({sql}, 'null'), ']')", tuple(params)
+        return f"('[' || COALESCE({sql}, 'null') || ']')", tuple(params)
 
 
 class _Join(Func):
@@ -65,8 +69,11 @@ class _Join(Func):
         self,
         compiler: SQLCompiler,
         connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
         **extra_context: Any,
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, tuple[Any, ...]]:
         parts: list[str] = []
         params: list[Any] = []
         for expression in self.source_expressions:
@@ -74,8 +81,8 @@ class _Join(Func):
             parts.append(sql)
             params.extend(part_params)
         if connection.vendor == "mysql":
-            return f"CONCAT({', '.join(parts)})", params
-        return f"({' || '.join(parts)})", params
+            return f"CONCAT({', '.join(parts)})", tuple(params)
+        return f"({' || '.join(parts)})", tuple(params)
 
 
 class SnapshotField(TextField):  # type: ignore[type-arg]
@@ -147,7 +154,9 @@ class ObjectSnapshot(Expression):
             )
             key = json.dumps(field.name)
             parts.append(Value(("," if index else "") + key + ":"))
-            parts.append(Coalesce(Subquery(cell, output_field=TextField()), Value("[]")))
+            parts.append(
+                Coalesce(Subquery(cell, output_field=TextField()), Value("[]"))
+            )
         parts.append(Value("}"))
         self.expression = _Join(*parts, output_field=SnapshotField(model))
         super().__init__(output_field=SnapshotField(model))
@@ -155,7 +164,7 @@ class ObjectSnapshot(Expression):
     def get_source_expressions(self) -> list[Any]:
         return [self.expression]
 
-    def set_source_expressions(self, exprs: list[Any]) -> None:
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
         (self.expression,) = exprs
 
     def resolve_expression(self, *args: Any, **kwargs: Any) -> Any:

@@ -120,7 +120,7 @@ def baseline(instance: Model) -> dict[str, Any] | None:
     d = instance.__dict__
     base = d.get(_BASE)
     if type(base) is tuple:
-        base = dict(zip(*base))
+        base = dict(zip(*base, strict=False))
         d[_BASE] = base
     return base
 
@@ -145,7 +145,7 @@ def _loaded_baseline(
 ) -> Any:
     if not tracker.mutable:
         return (field_names, values)
-    base = dict(zip(field_names, values))
+    base = dict(zip(field_names, values, strict=False))
     for attname in tracker.mutable:
         if attname in base:
             base[attname] = _copy_value(base[attname])
@@ -173,7 +173,7 @@ def _wrap_from_db(original: Callable[..., Model]) -> Callable[..., Model]:
             state.db = db
             d = new.__dict__
             d["_state"] = state
-            d.update(zip(field_names, values))
+            d.update(zip(field_names, values, strict=False))
         else:
             new = original(cls, db, field_names, values)
             d = new.__dict__
@@ -520,19 +520,22 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
                 actor_id=actor_id,
                 action=change.action,
                 description=change.description,
-                content_type=content_types.get_for_model(change.model),
+                content_type_id=content_types.get_for_model(change.model).pk,
                 content_id=str(change.pk),
                 created_at=now,
             )
         )
     manager = object_delta_model._default_manager.db_manager(using)
-    if len(object_deltas) > 1 and connections[using].features.can_return_rows_from_bulk_insert:
+    if (
+        len(object_deltas) > 1
+        and connections[using].features.can_return_rows_from_bulk_insert
+    ):
         manager.bulk_create(object_deltas)
     else:
         for object_delta in object_deltas:
             object_delta.save(using=using)
     attribute_deltas = []
-    for change, object_delta in zip(changes, object_deltas):
+    for change, object_delta in zip(changes, object_deltas, strict=False):
         for attribute in change.attributes:
             actor_type_id, actor_id = actor_key(attribute.actor)
             attribute_deltas.append(
@@ -543,8 +546,8 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
                     actor_id=actor_id,
                     action=attribute.action,
                     description=attribute.description,
-                    content_type_id=object_delta.content_type_id,
-                    content_id=object_delta.content_id,
+                    content_type_id=object_delta.content_type_id,  # type: ignore[attr-defined]
+                    content_id=object_delta.content_id,  # type: ignore[attr-defined]
                     created_at=now,
                     field_name=attribute.name,
                     old_value=attribute.old,

@@ -15,6 +15,39 @@ per thread, an immutable chain of frames in a ``ContextVar``:
 The activation record (the token) lives in the frame, not on the ``Context``
 instance, so one instance may be active in many tasks and threads at once and
 ``@Context()`` works on sync and async functions alike.
+
+Settled behaviour (each point has a test in ``tests/test_context.py``):
+
+- Exiting a context that is not the innermost one (enter a, enter b, exit a)
+  closes it and everything inside it, then raises ``ContextExitError``; later
+  exits of the contexts that were closed raise ``ContextExitError`` too.
+  Exiting a context from another task or thread than the one that entered it,
+  or exiting one that is not active, raises ``ContextExitError`` and changes
+  nothing.
+- ``set_X``, ``disable`` and ``enable`` outside any context raise
+  ``NoContextIsActive``; ``unset_X`` and ``reset_X`` there have nothing to
+  undo and do nothing.
+- ``@Context(...)`` opens a new instance per call: lazy values
+  (``LazyActor``, ``LazyRevision`` or a revision factory) start unresolved in
+  every call. Decorating a generator function covers the creation of the
+  generator, not its body.
+- Generators must not hold a context open across ``yield`` (capture the values
+  before, or re-enter per chunk). If they do: a generator closed while its
+  context is the innermost one exits it normally; if the consumer's block
+  exits first, that exit raises ``ContextExitError`` and closes both; resuming
+  the generator afterwards raises ``ContextExitError`` when its block exits,
+  and closing it (``GeneratorExit``, also from the garbage collector or from
+  asyncio's async generator finaliser) is silent, since there is nothing left
+  to undo where it runs.
+- ``sync_to_async`` and ``async_to_sync`` copy the callee's context variables
+  back to the awaiting caller when the call returns (asgiref's contract). A
+  ``set_X`` made by the callee outside a context of its own is therefore seen
+  by the caller after the call, until the caller's own context exits, as with
+  a plain function call. It never reaches concurrent calls, sibling tasks or
+  other requests; open a context in the callee to keep its writes to itself.
+- ``LazyActor`` caches the ``Exception`` its factory raises and re-raises it
+  on every use; an interruption (``KeyboardInterrupt``, cancellation) is not
+  cached and the next use calls the factory again.
 """
 
 from __future__ import annotations
@@ -84,7 +117,7 @@ class Frame:
     ) -> None:
         self.parent = parent
         self.owner = owner
-        self.depth = 1 if parent is None else parent.depth + 1
+        self.depth: int = 1 if parent is None else parent.depth + 1
         self.values = values
         self.block = block
         self.token = token
@@ -105,6 +138,23 @@ class Frame:
 
 
 _current: ContextVar[Frame | None] = ContextVar("revy_context", default=None)
+
+
+def _reset(context: Context, frame: Frame) -> None:
+    """Restore what was current before ``frame``'s context was entered."""
+    token = frame.token
+    assert token is not None
+    try:
+        _current.reset(token)
+    except ValueError:
+        raise ContextExitError(
+            f"{context!r} was entered in another task or thread and cannot be "
+            "exited here; nothing was changed."
+        ) from None
+    except RuntimeError:
+        raise ContextExitError(
+            f"{context!r} was already exited; nothing was changed."
+        ) from None
 
 
 def current_frame() -> Frame | None:
@@ -169,14 +219,15 @@ class LazyActor:
     error, so a refused actor can never write.
     """
 
-    __slots__ = ("_done", "_error", "_factory", "_lock", "_value")
+    __slots__ = ("_done", "_error", "_factory", "_lock", "_traceback", "_value")
 
     def __init__(self, factory: Callable[[], Model | None]) -> None:
         self._factory = factory
         self._lock = threading.Lock()
         self._done = False
         self._value: Model | None = None
-        self._error: BaseException | None = None
+        self._error: Exception | None = None
+        self._traceback: TracebackType | None = None
 
     def __repr__(self) -> str:
         return f"<LazyActor {self._factory!r}>"
@@ -190,13 +241,33 @@ class LazyActor:
             with self._lock:
                 if not self._done:
                     try:
-                        self._value = _validate("actor", self._factory())
-                    except BaseException as error:
+                        self._value = _resolved_actor(self._factory())
+                    except Exception as error:
+                        # Not BaseException: an interrupted or cancelled
+                        # resolution is not an answer, the next use retries.
                         self._error = error
+                        self._traceback = error.__traceback__
                     self._done = True
         if self._error is not None:
-            raise self._error
+            # Raise from the original traceback, so the shared error does not
+            # grow a traceback entry per use.
+            raise self._error.with_traceback(self._traceback)
         return self._value
+
+    def fresh(self) -> LazyActor:
+        """An unresolved twin, for a new activation of a decorated function."""
+        return type(self)(self._factory)
+
+
+def _resolved_actor(value: Any) -> Model | None:
+    from django.db.models import Model
+
+    if value is not None and not isinstance(value, Model):
+        raise TypeError(
+            "A LazyActor's factory returns a model instance or None (the system), "
+            f"not {value!r}."
+        )
+    return value
 
 
 def resolve_actor(value: Any) -> Model | None:
@@ -249,6 +320,10 @@ class LazyRevision:
     def resolved(self, using: str) -> Model | None:
         entry = self._entries.get(using)
         return None if entry is None else entry[0]
+
+    def fresh(self) -> LazyRevision:
+        """An unresolved twin, for a new activation of a decorated function."""
+        return type(self)(self._factory)
 
     def _committed(self, using: str) -> None:
         with self._lock:
@@ -325,9 +400,10 @@ def _validate(key: str, value: Any) -> Any:
                         f"returning one, not {value!r}."
                     )
                 value = LazyRevision(value)
-    elif key.endswith("description"):
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"A description is a string or None, not {value!r}.")
+    elif (
+        key.endswith("description") and value is not None and not isinstance(value, str)
+    ):
+        raise TypeError(f"A description is a string or None, not {value!r}.")
     return value
 
 
@@ -349,13 +425,14 @@ class Context(stackholm.Context):
       values until it exits.
     """
 
-    _storage: ClassVar[stackholm.Storage]
+    _storage: stackholm.Storage
 
     _presets: Mapping[str, Any]
+    _arguments: Mapping[str, Any]
 
     # Generated accessors; declared for type checkers.
-    via_actor: ClassVar[Callable[[Model | None], Context]]
-    set_actor: ClassVar[Callable[[Model | None], None]]
+    via_actor: ClassVar[Callable[[Model | LazyActor | None], Context]]
+    set_actor: ClassVar[Callable[[Model | LazyActor | None], None]]
     get_actor: ClassVar[Callable[[], Model | None]]
     unset_actor: ClassVar[Callable[[], None]]
     reset_actor: ClassVar[Callable[[], None]]
@@ -389,6 +466,7 @@ class Context(stackholm.Context):
         if unknown:
             raise TypeError(f"Unknown context values: {', '.join(sorted(unknown))}.")
         super().__init__()
+        self._arguments = presets
         self._presets = {key: _validate(key, value) for key, value in presets.items()}
 
     def __repr__(self) -> str:
@@ -406,6 +484,12 @@ class Context(stackholm.Context):
         exception: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if exception_type is GeneratorExit and self._frame() is None:
+            # A generator is being closed where its context no longer exists:
+            # an out-of-order exit already unwound it (and raised), or the
+            # garbage collector closes it from another task or thread. There
+            # is nothing to undo here.
+            return
         self.deactivate()
 
     def activate(self) -> Context:
@@ -427,15 +511,7 @@ class Context(stackholm.Context):
             raise ContextExitError(f"{self!r} is not active in this task or thread.")
         if frame.owner is not self:
             self._unwind_to_self(frame)
-        token = frame.token
-        assert token is not None
-        try:
-            _current.reset(token)
-        except ValueError:
-            raise ContextExitError(
-                f"{self!r} was entered in another task or thread and cannot be "
-                "exited here; nothing was changed."
-            ) from None
+        _reset(self, frame)
 
     def _unwind_to_self(self, frame: Frame) -> None:
         """Handle an out-of-order exit: unwind past ``self`` and raise."""
@@ -447,39 +523,41 @@ class Context(stackholm.Context):
                 f"{self!r} is not active in this task or thread; it may have "
                 "been exited already or entered elsewhere."
             )
-        token = target.token
-        assert token is not None
-        try:
-            _current.reset(token)
-        except ValueError:
-            raise ContextExitError(
-                f"{self!r} was entered in another task or thread and cannot be "
-                "exited here; nothing was changed."
-            ) from None
+        _reset(self, target)
         raise ContextExitError(
             f"{self!r} was exited while {frame.owner!r} inside it was still "
             "active; both have been closed."
         )
 
     def _recreate_cm(self) -> Context:
-        # ContextDecorator support: a fresh instance per decorated call.
-        return type(self)(**self._presets)
+        """A fresh instance per decorated call.
 
-    def __call__(self, func: F) -> F:  # type: ignore[override]
-        presets = self._presets
-        cls = type(self)
+        Lazy values start unresolved in every call: a decorated view must not
+        reuse the actor or the revision its first call found.
+        """
+        return type(self)(
+            **{
+                key: value.fresh()
+                if isinstance(value, (LazyActor, LazyRevision))
+                else value
+                for key, value in self._arguments.items()
+            }
+        )
+
+    def __call__(self, func: F) -> F:
+        recreate = self._recreate_cm
         if iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with cls(**presets):
+                with recreate():
                     return await func(*args, **kwargs)
 
             return cast(F, async_wrapper)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with cls(**presets):
+            with recreate():
                 return func(*args, **kwargs)
 
         return cast(F, wrapper)
@@ -526,7 +604,9 @@ class Context(stackholm.Context):
         return default if frame is None else frame.block.get(key, default)
 
     def set_block_value(self, key: str, value: Any) -> None:
-        self._replace_own(lambda frame: frame.replace(block={**frame.block, key: value}))
+        self._replace_own(
+            lambda frame: frame.replace(block={**frame.block, key: value})
+        )
 
     def pop_block_value(self, key: str, default: Any = None) -> Any:
         frame = self._frame()
@@ -566,8 +646,12 @@ class Context(stackholm.Context):
     def set_checkpoint_value(cls, key: str, value: Any) -> None:
         frame = _current.get()
         if frame is None:
+            if key == _ENABLED:
+                name = "enable" if value else "disable"
+            else:
+                name = f"set_{key}"
             raise NoContextIsActive(
-                f"Context.set_{key}() needs an active context: wrap the code in "
+                f"Context.{name}() needs an active context: wrap the code in "
                 "`with Context():` or decorate it with `@Context()`."
             )
         value = _validate(key, value)
@@ -581,8 +665,8 @@ class Context(stackholm.Context):
         if frame is None:
             return default
         value = frame.values.get(key, default)
-        inherited = _MISSING if frame.parent is None else frame.parent.values.get(
-            key, _MISSING
+        inherited = (
+            _MISSING if frame.parent is None else frame.parent.values.get(key, _MISSING)
         )
         values = {k: v for k, v in frame.values.items() if k != key}
         if inherited is not _MISSING:

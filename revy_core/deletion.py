@@ -169,19 +169,29 @@ def _deletion_changes(collector: Collector, frame: Frame) -> list[ObjectChange]:
     actor = values.get("actor")
     description = values.get("object_delta_description") or ""
     attribute_description = values.get("attribute_delta_description") or ""
+    # A multi-table child's deletion also deletes its parents' rows: the
+    # child's delta covers them. A proxy's "parent" is its own concrete
+    # model, which covers nothing.
     covered = {
         (parent._meta.concrete_model, obj.pk)
         for model, instances in collector.data.items()
         for parent in model._meta.get_parent_list()
+        if parent._meta.concrete_model is not model._meta.concrete_model
         for obj in instances
     }
+    seen: set[tuple[Any, Any]] = set()
     changes: list[ObjectChange] = []
     for model, instances in collector.data.items():
         tracker = tracker_for(model)
         if tracker is None or not instances:
             continue
         concrete = model._meta.concrete_model
-        kept = [obj for obj in instances if (concrete, obj.pk) not in covered]
+        kept = []
+        for obj in instances:
+            key = (concrete, obj.pk)
+            if key not in covered and key not in seen:
+                seen.add(key)
+                kept.append(obj)
         final = _final_values(model, kept, collector.using)
         for obj in sorted(kept, key=lambda o: str(o.pk)):
             if (concrete, obj.pk) in cascaded:
@@ -212,7 +222,7 @@ def _deletion_changes(collector: Collector, frame: Frame) -> list[ObjectChange]:
 
     set_ = get_attribute_delta_model().ACTION_SET  # type: ignore[attr-defined]
     update = get_object_delta_model().ACTION_UPDATE  # type: ignore[attr-defined]
-    by_object: dict[tuple[type[Model], Any], ObjectChange] = {}
+    by_object: dict[tuple[Any, Any], ObjectChange] = {}
     for field, value, objs, by_handler in collector.__dict__.get(_UPDATES, ()):
         if by_handler:
             who, why, attribute_why = None, deletion_description, deletion_description

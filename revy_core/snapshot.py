@@ -9,7 +9,7 @@ loads the object deltas.
 
 Fields history knows nothing of are left deferred; excluded and masked
 fields come back with their default, so a deleted object can always be
-saved again.
+saved again. Object deltas of other models give ``None``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from django.db.models import (
     F,
     Func,
     OuterRef,
+    Q,
     Subquery,
     TextField,
     Value,
@@ -158,7 +159,20 @@ class ObjectSnapshot(Expression):
                 Coalesce(Subquery(cell, output_field=TextField()), Value("[]"))
             )
         parts.append(Value("}"))
-        self.expression = _Join(*parts, output_field=SnapshotField(model))
+        # Deltas of other models (a queryset not filtered by content type)
+        # give None rather than an instance built from unrelated fields.
+        meta = (model._meta.concrete_model or model)._meta
+        self.expression = Case(
+            When(
+                Q(
+                    content_type__app_label=meta.app_label,
+                    content_type__model=meta.model_name,
+                ),
+                then=_Join(*parts, output_field=SnapshotField(model)),
+            ),
+            default=Value(None),
+            output_field=SnapshotField(model),
+        )
         super().__init__(output_field=SnapshotField(model))
 
     def get_source_expressions(self) -> list[Any]:

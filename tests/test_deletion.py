@@ -39,6 +39,7 @@ from tests.testapp.models import (
     Everything,
     Organization,
     Place,
+    PlaceProxy,
     Post,
     Profile,
     Restaurant,
@@ -497,3 +498,17 @@ def test_djangos_own_set_null_on_a_tracked_model_is_recorded(admin):
     )
     assert actor_of(attribute) == admin
     assert attribute.description == "why"
+
+
+def test_delete_of_a_proxy_instance_is_recorded_once():
+    first = PlaceProxy.objects.create(name="first")
+    second = Place.objects.create(name="second")
+    first_pk, second_pk = first.pk, second.pk
+    with Context():
+        first.delete()
+        PlaceProxy.objects.filter(pk=second_pk).delete()
+    for pk, name in ((first_pk, "first"), (second_pk, "second")):
+        (delta,) = object_deltas(Place, pk)
+        assert delta.action == ObjectDelta.ACTION_DELETE
+        assert changes(delta) == {"id": (pk, None), "name": (name, None)}
+    assert ObjectDelta.objects.count() == 2

@@ -1,0 +1,1 @@
+"""The ledger: organizations, their members, accounts and transactions."""

@@ -1,0 +1,423 @@
+"""Reading history back: per object, per revision, as of a point in time, and
+restoring deleted objects. Shared by the API and the admin.
+
+Everything here uses revy_core's public models: ``Revision``,
+``ObjectDelta`` (with its ``attribute_deltas``) and ``ObjectSnapshot``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db import transaction as db
+
+from revy_core import Context
+from revy_core.models import ObjectDelta, ObjectSnapshot, Revision
+from sample_site.ledger.errors import Conflict, NotFound
+from sample_site.ledger.models import Account, Membership, Organization, Transaction
+
+__all__ = [
+    "Actor",
+    "Entry",
+    "FieldChange",
+    "State",
+    "actors",
+    "display_name",
+    "last_deletion",
+    "object_history",
+    "organization_id_of",
+    "restore",
+    "revision_history",
+    "snapshot_values",
+    "state_as_of",
+]
+
+SYSTEM_NAME = "System"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change: ``kind`` is ``user``, ``organization`` or ``system``."""
+
+    kind: str
+    id: str | None
+    name: str
+
+
+SYSTEM = Actor("system", None, SYSTEM_NAME)
+
+
+@dataclass
+class FieldChange:
+    field: str
+    label: str
+    old: Any
+    new: Any
+    action: str
+    actor: Actor
+    description: str
+
+
+@dataclass
+class Entry:
+    """One object delta: what one revision did to one object."""
+
+    revision_id: int
+    created_at: datetime.datetime
+    message: str
+    action: str
+    actor: Actor
+    description: str
+    model: type[models.Model] | None
+    object_id: str
+    changes: list[FieldChange] = field(default_factory=list)
+
+    @property
+    def object_type(self) -> str:
+        return _type_name(self.model)
+
+
+@dataclass
+class State:
+    """An object as it was right after a given delta."""
+
+    delta: Any
+    instance: models.Model
+    exists: bool
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return snapshot_values(self.instance)
+
+
+def _type_name(model: type[models.Model] | None) -> str:
+    if model is None:
+        return "unknown"
+    if model is get_user_model():
+        return "user"
+    return model._meta.model_name or model.__name__.lower()
+
+
+def _actor_name(instance: models.Model) -> str:
+    if isinstance(instance, get_user_model()):
+        full_name = instance.get_full_name()  # type: ignore[attr-defined]
+        return full_name or instance.get_username()  # type: ignore[attr-defined, no-any-return]
+    return str(instance)
+
+
+class _Actors:
+    """Loads the actors of many deltas with one query per actor model."""
+
+    def __init__(self, deltas: Iterable[Any]) -> None:
+        wanted: dict[int, set[str]] = {}
+        for delta in deltas:
+            if delta.actor_type_id is not None:
+                wanted.setdefault(delta.actor_type_id, set()).add(delta.actor_id)
+        self._actors: dict[tuple[int, str], Actor] = {}
+        for type_id, ids in wanted.items():
+            model = ContentType.objects.get_for_id(type_id).model_class()
+            found: dict[Any, Any] = {}
+            if model is not None:
+                pk_field = model._meta.pk
+                assert pk_field is not None
+                found = model._default_manager.in_bulk(
+                    [pk_field.to_python(pk) for pk in ids]
+                )
+            for actor_id in ids:
+                instance = None
+                if model is not None:
+                    pk_field = model._meta.pk
+                    assert pk_field is not None
+                    instance = found.get(pk_field.to_python(actor_id))
+                kind = _type_name(model)
+                if instance is not None:
+                    name = _actor_name(instance)
+                else:
+                    name = _deleted_name(model, actor_id, _actor_name)
+                self._actors[(type_id, actor_id)] = Actor(kind, actor_id, name)
+
+    def of(self, delta: Any) -> Actor:
+        if delta.actor_type_id is None:
+            return SYSTEM
+        return self._actors[(delta.actor_type_id, delta.actor_id)]
+
+
+def _deleted_name(
+    model: type[models.Model] | None,
+    pk: Any,
+    name: Callable[[models.Model], str] = str,
+) -> str:
+    """How to call an object that is gone: by its last recorded state."""
+    kind = _type_name(model)
+    deletion = None if model is None else last_deletion(model, pk)
+    if deletion is not None:
+        try:
+            return f"{name(deletion.snapshot)} (deleted)"
+        except Exception:  # its own related objects are gone too
+            pass
+    return f"{kind} #{pk} (deleted)"
+
+
+def actors(deltas: Iterable[Any]) -> Callable[[Any], Actor]:
+    """``actor_of(delta)`` for many deltas, loading the actors in bulk."""
+    return _Actors(deltas).of
+
+
+def display_name(model: type[models.Model], pk: Any) -> str:
+    """``str()`` of an object, or of its last recorded state once deleted."""
+    instance = model._default_manager.filter(pk=pk).first()
+    if instance is not None:
+        try:
+            return str(instance)
+        except Exception:
+            return f"{_type_name(model)} #{pk}"
+    return _deleted_name(model, pk)
+
+
+def _label(model: type[models.Model] | None, name: str) -> str:
+    if model is None:
+        return name
+    try:
+        return str(model._meta.get_field(name).verbose_name)
+    except Exception:
+        return name
+
+
+def _entries(object_deltas: Sequence[Any]) -> list[Entry]:
+    attribute_deltas = [a for d in object_deltas for a in d.attribute_deltas.all()]
+    actors = _Actors([*object_deltas, *attribute_deltas])
+    entries = []
+    for delta in object_deltas:
+        model = ContentType.objects.get_for_id(delta.content_type_id).model_class()
+        entry = Entry(
+            revision_id=delta.revision_id,
+            created_at=delta.created_at,
+            message=delta.revision.description,
+            action=delta.action,
+            actor=actors.of(delta),
+            description=delta.description,
+            model=model,
+            object_id=delta.content_id,
+        )
+        for attribute in delta.attribute_deltas.all():
+            entry.changes.append(
+                FieldChange(
+                    field=attribute.field_name,
+                    label=_label(model, attribute.field_name),
+                    old=attribute.old_value,
+                    new=attribute.new_value,
+                    action=attribute.action,
+                    actor=actors.of(attribute),
+                    description=attribute.description,
+                )
+            )
+        entries.append(entry)
+    return entries
+
+
+def _deltas_of(model: type[models.Model], pk: Any) -> models.QuerySet[Any]:
+    return ObjectDelta.objects.filter(
+        content_type=ContentType.objects.get_for_model(model),
+        content_id=str(pk),
+    )
+
+
+def _with_details(queryset: models.QuerySet[Any]) -> list[Any]:
+    return list(
+        queryset.select_related("revision")
+        .prefetch_related(
+            models.Prefetch(
+                "attribute_deltas",
+                queryset=ObjectDelta.attribute_deltas.rel.related_model.objects.order_by(  # type: ignore[attr-defined]
+                    "pk"
+                ),
+            )
+        )
+        .order_by("pk")
+    )
+
+
+def object_history(model: type[models.Model], pk: Any) -> list[Entry]:
+    """Every delta of one object, oldest first."""
+    return _entries(_with_details(_deltas_of(model, pk)))
+
+
+def revision_history(revision_id: int) -> tuple[Any, list[Entry]]:
+    """A revision and everything it changed, in the order it happened."""
+    revision = Revision.objects.filter(pk=revision_id).first()
+    if revision is None:
+        raise NotFound(f"There is no revision {revision_id}.")
+    return revision, _entries(
+        _with_details(ObjectDelta.objects.filter(revision=revision))
+    )
+
+
+def snapshot_values(instance: models.Model) -> dict[str, Any]:
+    """The field values of a snapshot by field name (related objects by primary
+    key, as history stores them), without loading anything more."""
+    deferred = instance.get_deferred_fields()
+    values = {}
+    for f in instance._meta.concrete_fields:
+        if f.attname in deferred:
+            continue
+        values[f.name] = getattr(instance, f.attname)
+    return values
+
+
+def state_as_of(
+    model: type[models.Model],
+    pk: Any,
+    *,
+    revision: int | None = None,
+    at: datetime.datetime | None = None,
+) -> State:
+    """The object as it was after ``revision``, or at time ``at``."""
+    queryset = _deltas_of(model, pk)
+    if revision is not None:
+        queryset = queryset.filter(revision_id__lte=revision)
+    if at is not None:
+        queryset = queryset.filter(created_at__lte=at)
+    delta = (
+        queryset.select_related("revision")
+        .annotate(snapshot=ObjectSnapshot(model))
+        .order_by("-pk")
+        .first()
+    )
+    name = _type_name(model)
+    if delta is None:
+        when = f"revision {revision}" if revision is not None else f"{at}"
+        raise NotFound(f"The {name} {pk} has no history as of {when}.")
+    exists = delta.action != ObjectDelta.ACTION_DELETE
+    return State(delta=delta, instance=delta.snapshot, exists=exists)
+
+
+def last_deletion(model: type[models.Model], pk: Any) -> Any:
+    """The last Delete delta of an object, with its ``snapshot``; or ``None``."""
+    return (
+        _deltas_of(model, pk)
+        .filter(action=ObjectDelta.ACTION_DELETE)
+        .annotate(snapshot=ObjectSnapshot(model))
+        .order_by("-pk")
+        .first()
+    )
+
+
+def organization_id_of(model: type[models.Model], pk: Any) -> int | None:
+    """The organization an object belongs to, now or when it was last seen."""
+    if model is Organization:
+        return int(pk)
+    if model is Transaction:
+        account_id = _current_or_last(Transaction, pk, "account_id")
+        return None if account_id is None else organization_id_of(Account, account_id)
+    if model is Account or model is Membership:
+        organization_id = _current_or_last(model, pk, "organization_id")
+        return None if organization_id is None else int(organization_id)
+    return None
+
+
+def _current_or_last(model: type[models.Model], pk: Any, attname: str) -> Any:
+    current = model._default_manager.filter(pk=pk).values_list(attname, flat=True)
+    value = current.first()
+    if value is not None:
+        return value
+    latest = _latest_snapshot(model, pk)
+    return None if latest is None else latest.get(attname.removesuffix("_id"))
+
+
+def _latest_snapshot(model: type[models.Model], pk: Any) -> dict[str, Any] | None:
+    delta = (
+        _deltas_of(model, pk)
+        .annotate(snapshot=ObjectSnapshot(model))
+        .order_by("-pk")
+        .first()
+    )
+    return None if delta is None else snapshot_values(delta.snapshot)
+
+
+def _restore_one(delta: Any) -> models.Model:
+    instance = delta.snapshot
+    with Context.via_object_delta_description(
+        f"Restored from its deletion in revision {delta.revision_id}."
+    ):
+        instance.save(force_insert=True)
+    return instance  # type: ignore[no-any-return]
+
+
+def restore(model: type[models.Model], pk: Any) -> list[models.Model]:
+    """Bring back a deleted object, with its primary key, as a new revision.
+
+    The object is rebuilt from its last Delete delta. Restoring an account
+    also restores the transactions that were deleted with it. Returns the
+    restored instances, the requested one first.
+    """
+    name = _type_name(model)
+    if model._default_manager.filter(pk=pk).exists():
+        raise Conflict(f"The {name} {pk} exists; there is nothing to restore.")
+    deletion = last_deletion(model, pk)
+    if deletion is None:
+        raise NotFound(f"There is no deleted {name} {pk} in history.")
+    instance = deletion.snapshot
+    if (
+        isinstance(instance, Transaction)
+        and not Account.objects.filter(pk=instance.account_id).exists()
+    ):
+        raise Conflict(
+            f"The transaction {pk} belonged to the account "
+            f"{instance.account_id}, which is deleted: restore the account first."
+        )
+    if isinstance(instance, Account):
+        if not Organization.objects.filter(pk=instance.organization_id).exists():
+            raise Conflict(
+                f"The account {pk} belonged to the organization "
+                f"{instance.organization_id}, which is deleted."
+            )
+        user_model = get_user_model()
+        if (
+            instance.manager_id is not None
+            and not user_model._default_manager.filter(pk=instance.manager_id).exists()
+        ):
+            instance.manager_id = None
+
+    message = f"Restore {name} {pk}."
+    with ExitStack() as stack:
+        stack.enter_context(db.atomic())
+        if Context.get_revision() is None:
+            # Outside a request: one revision for the whole restore.
+            stack.enter_context(
+                Context.via_revision(lambda: Revision(description=message))
+            )
+        elif not Context.get_revision_description():
+            stack.enter_context(Context.via_revision_description(message))
+        restored = [_restore_one(deletion)]
+        if isinstance(instance, Account):
+            restored += _restore_cascaded(deletion, instance)
+    return restored
+
+
+def _restore_cascaded(deletion: Any, account: Account) -> list[models.Model]:
+    transaction_type = ContentType.objects.get_for_model(Transaction)
+    deltas = (
+        ObjectDelta.objects.filter(
+            revision_id=deletion.revision_id,
+            content_type=transaction_type,
+            action=ObjectDelta.ACTION_DELETE,
+        )
+        .annotate(snapshot=ObjectSnapshot(Transaction))
+        .order_by("pk")
+    )
+    restored = []
+    for delta in deltas:
+        snapshot = delta.snapshot
+        if snapshot.account_id != account.pk:
+            continue
+        if Transaction.objects.filter(pk=snapshot.pk).exists():
+            continue
+        restored.append(_restore_one(delta))
+    return restored

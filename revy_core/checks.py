@@ -29,6 +29,8 @@ def check_history_models(**kwargs: Any) -> list[checks.CheckMessage]:
         if value is None:
             continue
         try:
+            if not isinstance(value, str):
+                raise TypeError(value)
             apps.get_model(value)
         except (LookupError, ValueError, TypeError):
             errors.append(

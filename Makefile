@@ -11,6 +11,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PINS := $(if $(DJANGO),"Django==$(DJANGO).*") $(if $(ASGIREF),"asgiref==$(ASGIREF)")
 PYTEST_ARGS ?=
+# The sample site: where `make run` serves, and its SQLite file
+# (REVY_SAMPLE_DB in the environment; default sample_site/var/db.sqlite3).
+SAMPLE_HOST ?= 127.0.0.1
+SAMPLE_PORT ?= 8000
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help
 help: ## Show this help
@@ -27,8 +32,23 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create or refresh the virtualenv
 
 .PHONY: test
-test: $(STAMP) ## Run the whole test suite (SQLite)
+test: $(STAMP) browsers ## Run the whole test suite (SQLite): revy, then the sample site
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --ds=sample_site.settings sample_site/tests $(PYTEST_ARGS)
+
+.PHONY: run
+run: export DJANGO_SETTINGS_MODULE = sample_site.settings
+run: $(STAMP) ## Run the sample site on http://127.0.0.1:8000 (demo data on first run)
+	@$(PY) -m django prepare_site --url http://$(SAMPLE_HOST):$(SAMPLE_PORT)
+	@exec $(PY) -m uvicorn sample_site.asgi:application \
+		--host $(SAMPLE_HOST) --port $(SAMPLE_PORT)
+
+.PHONY: browsers
+browsers: ## Install headless Chromium and chromedriver (Debian packages) if missing
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		$(SUDO) apt-get update && \
+		$(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
 
 .PHONY: test-matrix
 test-matrix: ## Run the suite on the oldest and the newest supported Django and asgiref

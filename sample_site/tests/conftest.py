@@ -52,10 +52,11 @@ class Api:
         )
 
     def login(self, user: Any) -> None:
-        if self.mode == "wsgi":
-            self.client.force_login(user)
-        else:
-            async_to_sync(self.client.aforce_login)(user)  # type: ignore[union-attr]
+        # Client.force_login, then the same session cookie for AsyncClient
+        # (AsyncClient.aforce_login only exists from Django 5.0 on).
+        client = Client()
+        client.force_login(user)
+        self.client.cookies = client.cookies
 
     def __call__(
         self,
@@ -82,7 +83,11 @@ class Api:
         call = getattr(self.client, method)
         if self.mode == "wsgi":
             return call(path, **kwargs)
-        return async_to_sync(call)(path, **kwargs)
+
+        async def acall() -> Any:
+            return await call(path, **kwargs)
+
+        return async_to_sync(acall)()
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self("get", path, **kwargs)

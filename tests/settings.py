@@ -46,11 +46,14 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "revy_core",
     "tests.testapp",
+    "revy_mw",
+    "tests.mwapp",
 ]
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "revy_mw.RevyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 
@@ -73,3 +76,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REVY_EXCLUDE_MODELS = ["testapp.untracked"]
 REVY_MASKED_FIELDS = {"testapp.profile": ["secret"]}
 REVY_EXCLUDE_FIELDS = {"testapp.profile": ["cache"]}
+
+ROOT_URLCONF = "tests.mw_urls"
+
+REVY_MW = {
+    "ORGANIZATION_MODEL": "testapp.Organization",
+    "CAN_ACT_FOR_ORGANIZATION": "tests.mwapp.rules.can_act_for_organization",
+}

@@ -61,6 +61,7 @@ _MARKS = "_revy_marks"
 _CHAINS = "_revy_chain"
 _SAVING = "_revy_saving"
 _UPDATED = "_revy_updated"
+_SAVED_IN = "_revy_saved_in"
 
 _object_setattr = object.__setattr__
 _trackers: dict[type[Model], Tracker] = {}
@@ -471,11 +472,47 @@ def _resolve_revision(using: str, frame: Frame) -> Model:
         revision = get_revision_model()(description=description)
         revision.save(using=using)
         return revision
-    if value.pk is None:
+    if value.pk is None or _rolled_back(value, using):
         if description and not getattr(value, "description", ""):
             value.description = description
+        value.pk = None
+        value._state.adding = True
         value.save(using=using)
+        _remember_transaction(value, using)
     return value  # type: ignore[no-any-return]
+
+
+def _remember_transaction(revision: Model, using: str) -> None:
+    """Note the transaction that saved a context's revision instance.
+
+    If it rolls back, the next change saves the revision again rather than
+    pointing to a row that does not exist. Django drops the on-commit
+    callbacks of a rolled back transaction or savepoint, so the revision is
+    alive exactly while its callback waits (or once it has run).
+    """
+    d = revision.__dict__
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        d.pop(_SAVED_IN, None)
+        return
+
+    def committed() -> None:
+        d.pop(_SAVED_IN, None)
+
+    transaction.on_commit(committed, using=using)
+    d[_SAVED_IN] = (using, committed)
+
+
+def _rolled_back(revision: Model, using: str) -> bool:
+    entry = revision.__dict__.get(_SAVED_IN)
+    if entry is None or entry[0] != using:
+        return False
+    connection = connections[using]
+    marker = entry[1]
+    return not (
+        connection.in_atomic_block
+        and any(item[1] is marker for item in connection.run_on_commit)
+    )
 
 
 def _actor_key(using: str, value: Any) -> tuple[int | None, str | None]:

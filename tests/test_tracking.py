@@ -360,6 +360,40 @@ def test_unsaved_revision_is_saved_on_first_change(account):
     assert {d.revision_id for d in object_deltas(account)} == {revision.pk}
 
 
+def _create_then_fail(name: str) -> None:
+    with transaction.atomic():
+        Account.objects.create(name=name)
+        raise ZeroDivisionError
+
+
+def test_unsaved_revision_is_saved_again_after_a_rollback():
+    revision = Revision(description="unsaved")
+    with Context.via_revision(revision):
+        with pytest.raises(ZeroDivisionError):
+            _create_then_fail("rolled back")
+        kept = Account.objects.create(name="kept")
+        Account.objects.create(name="also kept")
+    (stored,) = Revision.objects.all()
+    assert stored.pk == revision.pk
+    assert stored.description == "unsaved"
+    assert object_deltas(kept)[0].revision_id == stored.pk
+    assert ObjectDelta.objects.filter(revision=stored).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unsaved_revision_is_saved_again_after_a_rollback_in_autocommit():
+    revision = Revision(description="unsaved")
+    with Context.via_revision(revision):
+        with pytest.raises(ZeroDivisionError):
+            _create_then_fail("rolled back")
+        assert not Revision.objects.exists()
+        kept = Account.objects.create(name="kept")
+        Account.objects.create(name="also kept")
+    (stored,) = Revision.objects.all()
+    assert object_deltas(kept)[0].revision_id == stored.pk == revision.pk
+    assert ObjectDelta.objects.filter(revision=stored).count() == 2
+
+
 def test_lazy_revision_is_created_once(account):
     calls: list[int] = []
 

@@ -1017,3 +1017,73 @@ def test_new_instance_saved_over_an_existing_row_records_the_stored_old_values(
         "name": ("savings", "replacement"),
         "balance": ("10.50", "0.00"),
     }
+
+
+# Which models and fields ----------------------------------------------------
+
+
+def test_never_tracked_models():
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.auth.models import Permission
+    from django.contrib.sessions.models import Session
+
+    from revy_core.tracking import is_tracked
+
+    for model in (
+        ContentType,
+        Session,
+        LogEntry,
+        Permission,
+        Revision,
+        ObjectDelta,
+        AttributeDelta,
+        Untracked,
+    ):
+        assert not is_tracked(model), model
+    for tracked in (User, Account, Everything, Place, Restaurant, PlaceProxy):
+        assert is_tracked(tracked), tracked
+
+
+def test_model_selection_follows_the_settings():
+    from django.test import override_settings
+
+    from revy_core.tracking import _wanted
+
+    with override_settings(REVY_MODELS=["testapp.account", "auth"]):
+        assert _wanted(Account)
+        assert _wanted(User)
+        assert not _wanted(Organization)
+    with override_settings(REVY_MODELS=None, REVY_EXCLUDE_MODELS=["testapp"]):
+        assert not _wanted(Account)
+        assert _wanted(User)
+    with override_settings(REVY_EXCLUDE_MODELS=["testapp.Account"]):
+        assert not _wanted(Account)
+        assert _wanted(Organization)
+
+
+def test_field_selection_follows_the_settings():
+    from django.test import override_settings
+
+    from revy_core.tracking import build_tracker
+
+    with override_settings(
+        REVY_EXCLUDE_FIELDS={"testapp.account": ["balance"]},
+        REVY_MASKED_FIELDS={"testapp.Account": ["name"]},
+    ):
+        tracker = build_tracker(Account)
+    assert "balance" not in tracker.by_name
+    assert tracker.by_name["name"].masked
+    assert not tracker.by_name["owner"].masked
+    # Settings of a parent apply to its multi-table children.
+    with override_settings(REVY_MASKED_FIELDS={"testapp.place": ["name"]}):
+        assert build_tracker(Restaurant).by_name["name"].masked
+    assert build_tracker(User).by_name["password"].masked
+
+
+def test_mask_is_read_when_history_is_written(user):
+    from django.test import override_settings
+
+    with override_settings(REVY_MASK="***"), Context():
+        profile = Profile.objects.create(user=user, secret="s")
+    (delta,) = object_deltas(profile)
+    assert changes(delta)["secret"] == (None, "***")

@@ -28,7 +28,7 @@ def run_checks() -> list[checks.CheckMessage]:
 
 def ids(**revy_mw) -> list[str]:
     with override_settings(REVY_MW=revy_mw):
-        return [message.id for message in run_checks()]
+        return [str(message.id) for message in run_checks()]
 
 
 def test_the_test_settings_pass():
@@ -36,7 +36,7 @@ def test_the_test_settings_pass():
 
 
 def test_checks_are_registered():
-    registered = checks.registry.registry.get_checks()
+    registered: list[object] = list(checks.registry.registry.get_checks())
     assert mw_checks.check_settings_dict in registered
     assert mw_checks.check_middleware_order in registered
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from asgiref.sync import async_to_sync
 from django.test import RequestFactory, override_settings
@@ -53,7 +56,7 @@ ROUTES = [
 ]
 
 #: case -> (who, header value or a callable of the world, expected code)
-CASES = {
+CASES: dict[str, tuple[str | None, Callable[[Any], str], str | None]] = {
     "member": ("alice", lambda w: str(w.acme.pk), None),
     "non-member": ("alice", lambda w: str(w.other.pk), "organization_forbidden"),
     "anonymous": (None, lambda w: str(w.acme.pk), "organization_anonymous"),
@@ -72,7 +75,9 @@ CASES = {
 }
 
 
-def _send(world, transport, path, authentication, who, value):
+def _send(
+    world: Any, transport: str, path: str, authentication: str, who: Any, value: str
+) -> Any:
     caller = Caller(transport)
     headers = {ORG: value, "X-Commit-Message": "as org", "Accept": "application/json"}
     user = getattr(world, who) if who else None
@@ -212,10 +217,10 @@ def test_organization_header_name_is_configurable(world):
 def test_user_resolver_prefers_request_auth(world):
     request = RequestFactory().get("/")
     request.user = world.bob
-    request.auth = world.alice
+    request.auth = world.alice  # type: ignore[attr-defined]
     assert UserResolver().resolve(request) == world.alice
     assert async_to_sync(UserResolver().aresolve)(request) == world.alice
-    request.auth = "not a user"
+    request.auth = "not a user"  # type: ignore[attr-defined]
     assert UserResolver().resolve(request) == world.bob
 
 
@@ -231,7 +236,7 @@ def test_user_resolver_anonymous_is_not_mine(world):
 
 def test_user_resolver_without_a_user_is_a_clear_error():
     class Bare:
-        META: dict = {}
+        META: dict[str, str] = {}
 
     with pytest.raises(UnsupportedRequest, match="has no user"):
         UserResolver().resolve(Bare())

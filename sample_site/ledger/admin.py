@@ -195,9 +195,9 @@ class HistoryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
         seen: set[str] = set()
         items = []
-        deltas = list(deltas)
-        actor_of = history.actors(deltas)
-        for delta in deltas:
+        loaded = list(deltas)
+        actor_of = history.actors(loaded)
+        for delta in loaded:
             if delta.content_id in existing or delta.content_id in seen:
                 continue
             seen.add(delta.content_id)

@@ -14,17 +14,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import ninja
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Query, Router, Schema
-
-try:
-    from ninja import Status
-except ImportError:  # django-ninja before 1.5
-    Status = None
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from revy_core import Context
@@ -75,6 +71,9 @@ api = NinjaAPI(
     auth=[BearerTokenAuth(), SessionAuth()],
     urls_namespace="api",
 )
+
+#: ninja.Status, where django-ninja has it (returning a tuple is deprecated).
+Status: Any = getattr(ninja, "Status", None)
 
 ERRORS: dict[int, Any] = {
     401: ErrorOut,

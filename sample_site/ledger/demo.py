@@ -71,12 +71,12 @@ def create_people() -> None:
             lambda: Revision(description="Demo data: people and organizations.")
         ),
     ):
-        user_model._default_manager.create_superuser(  # type: ignore[attr-defined]
+        user_model._default_manager.create_superuser(
             username=ADMIN[0], password=ADMIN[1], email="admin@example.com"
         )
         users = {}
         for username, first, last, token in PEOPLE:
-            users[username] = user_model._default_manager.create_user(  # type: ignore[attr-defined]
+            users[username] = user_model._default_manager.create_user(
                 username=username,
                 password=PASSWORD,
                 first_name=first,

@@ -107,8 +107,8 @@ def _type_name(model: type[models.Model] | None) -> str:
 
 def _actor_name(instance: models.Model) -> str:
     if isinstance(instance, get_user_model()):
-        full_name = instance.get_full_name()  # type: ignore[attr-defined]
-        return full_name or instance.get_username()  # type: ignore[attr-defined, no-any-return]
+        full_name = instance.get_full_name()
+        return full_name or instance.get_username()
     return str(instance)
 
 
@@ -185,7 +185,7 @@ def _label(model: type[models.Model] | None, name: str) -> str:
     if model is None:
         return name
     try:
-        return str(model._meta.get_field(name).verbose_name)
+        return str(getattr(model._meta.get_field(name), "verbose_name", name))
     except Exception:
         return name
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinLengthValidator
@@ -139,7 +140,7 @@ def _digest(raw: str) -> str:
 
 
 class ApiTokenManager(models.Manager["ApiToken"]):
-    def issue(self, user: models.Model, name: str, raw: str | None = None) -> str:
+    def issue(self, user: Any, name: str, raw: str | None = None) -> str:
         """Create a token for ``user`` and return its secret (shown once)."""
         raw = raw or secrets.token_urlsafe(32)
         self.create(user=user, name=name, digest=_digest(raw))

@@ -12,7 +12,7 @@ from django.test import Client
 
 from revy_core.models import AttributeDelta, ObjectDelta, Revision
 from sample_site.ledger import services
-from sample_site.ledger.models import Account, Transaction
+from sample_site.ledger.models import Account, Organization, Transaction
 from sample_site.tests.conftest import Api, history_counts
 
 # Authentication ------------------------------------------------------------
@@ -105,8 +105,8 @@ def test_acting_as_an_organization_records_the_organization(
     assert response.status_code == 201, response.content
     assert response.json()["manager"] == "erin"
     delta = ObjectDelta.objects.get(content_type__model="account")
-    assert delta.actor.slug == "acme"
-    assert {a.actor.slug for a in delta.attribute_deltas.all()} == {"acme"}
+    assert delta.actor == Organization.objects.get(slug="acme")
+    assert {a.actor for a in delta.attribute_deltas.all()} == {delta.actor}
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ run: export DJANGO_SETTINGS_MODULE = sample_site.settings
 run: $(STAMP) ## Run the sample site on http://127.0.0.1:8000 (demo data on first run)
 	@$(PY) -m django prepare_site --url http://$(SAMPLE_HOST):$(SAMPLE_PORT)
 	@exec $(PY) -m uvicorn sample_site.asgi:application \
-		--host $(SAMPLE_HOST) --port $(SAMPLE_PORT)
+		--host $(SAMPLE_HOST) --port $(SAMPLE_PORT) --lifespan off
 
 .PHONY: browsers
 browsers: ## Install headless Chromium and chromedriver (Debian packages) if missing

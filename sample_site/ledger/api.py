@@ -64,7 +64,39 @@ Send `local_amount` wrong or not at all, and the system corrects it under its
 own name in the same revision.
 """
 
-api = NinjaAPI(
+#: The headers revy_mw reads, shown on every operation of the docs so that
+#: "Try it out" can send them.
+HEADER_PARAMETERS = [
+    {
+        "name": "X-Commit-Message",
+        "in": "header",
+        "required": False,
+        "description": "The message of the revision this request writes.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "X-Perform-As-Organization",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Slug of an organization to act for (you must be its owner or a "
+            "member); anything else is refused with 403."
+        ),
+        "schema": {"type": "string"},
+    },
+]
+
+
+class LedgerAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(**kwargs)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation.setdefault("parameters", []).extend(HEADER_PARAMETERS)
+        return schema
+
+
+api = LedgerAPI(
     title="revy sample ledger",
     version="1.0",
     description=DESCRIPTION,

@@ -696,3 +696,6 @@ def test_openapi_docs(api: Api) -> None:
         "/api/revisions/{revision_id}",
         "/api/me",
     } <= set(schema["paths"])
+    create = schema["paths"]["/api/transactions"]["post"]
+    headers = {p["name"] for p in create["parameters"] if p["in"] == "header"}
+    assert headers == {"X-Commit-Message", "X-Perform-As-Organization"}

@@ -31,7 +31,12 @@ from django.http.request import HttpHeaders
 
 from revy_mw.headers import CommitMessageError
 from revy_mw.middleware import RequestScope, error_body, read_commit_message
-from revy_mw.resolvers import ActorResolver, get_resolvers, load_resolvers
+from revy_mw.resolvers import (
+    ActorResolver,
+    ResolverSpec,
+    get_resolvers,
+    load_resolvers,
+)
 
 __all__ = ["RevyASGIMiddleware", "ScopeRequest"]
 
@@ -160,7 +165,7 @@ class RevyASGIMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, resolvers: Sequence[str | ActorResolver] | None = None
+        self, app: ASGIApp, resolvers: Sequence[ResolverSpec] | None = None
     ) -> None:
         self.app = app
         self._resolvers = None if resolvers is None else load_resolvers(resolvers)
@@ -192,12 +197,12 @@ class RevyASGIMiddleware:
             try:
                 await self.app(scope, _outside(receive, outer), guard.send)
             except Exception:
+                # A refused write raises in the app: answer the refusal if
+                # nothing was sent yet, or drop it if it has been answered.
                 if state.actor.refusal is None or guard.started:
                     raise
-                if kind == "websocket":
+                if not guard.denied:
                     await guard.deny()
-                    return
-                await guard.deny()
                 return
         if not guard.started and not guard.denied and state.actor.refusal is not None:
             await guard.deny()

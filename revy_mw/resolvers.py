@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import (
     FieldDoesNotExist,
     ImproperlyConfigured,
@@ -44,6 +43,7 @@ from django.utils.module_loading import import_string
 from revy_mw.conf import meta_key, mw_settings
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
     from django.db.models import Field, Model
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "ActorRefused",
     "ActorResolver",
     "OrganizationHeaderResolver",
+    "ResolverSpec",
     "SystemResolver",
     "UnsupportedRequest",
     "UserResolver",
@@ -146,6 +147,8 @@ def _is_lazy(value: Any) -> bool:
 
 
 def _auth_user(auth: Any) -> AbstractBaseUser | None:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
     if isinstance(auth, AbstractBaseUser) and auth.is_authenticated:
         return auth
     return None
@@ -383,7 +386,12 @@ def get_resolvers() -> tuple[ActorResolver, ...]:
     return load_resolvers(mw_settings.actor_resolvers)
 
 
-def load_resolvers(paths: Sequence[str | ActorResolver]) -> tuple[ActorResolver, ...]:
+#: A resolver named in a setting or passed to a wrapper: a dotted path, a
+#: class or an instance.
+ResolverSpec: TypeAlias = "str | type[ActorResolver] | ActorResolver"
+
+
+def load_resolvers(paths: Sequence[ResolverSpec]) -> tuple[ActorResolver, ...]:
     """Instances of resolvers given as dotted paths, classes or instances."""
     resolvers: list[ActorResolver] = []
     for item in paths:

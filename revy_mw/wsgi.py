@@ -24,7 +24,12 @@ from django.http.request import HttpHeaders
 
 from revy_mw.headers import CommitMessageError
 from revy_mw.middleware import RequestScope, error_body, read_commit_message
-from revy_mw.resolvers import ActorResolver, get_resolvers, load_resolvers
+from revy_mw.resolvers import (
+    ActorResolver,
+    ResolverSpec,
+    get_resolvers,
+    load_resolvers,
+)
 
 __all__ = ["EnvironRequest", "RevyWSGIMiddleware"]
 
@@ -117,7 +122,7 @@ class RevyWSGIMiddleware:
     """
 
     def __init__(
-        self, app: WSGIApp, resolvers: Sequence[str | ActorResolver] | None = None
+        self, app: WSGIApp, resolvers: Sequence[ResolverSpec] | None = None
     ) -> None:
         self.app = app
         self._resolvers = None if resolvers is None else load_resolvers(resolvers)
@@ -162,9 +167,12 @@ class RevyWSGIMiddleware:
                     except StopIteration:
                         break
                     except Exception:
-                        if scope.actor.refusal is None or exchange.started:
+                        if scope.actor.refusal is None:
                             raise
-                        exchange.deny()
+                        if exchange.denied is None:
+                            if exchange.started:
+                                raise
+                            exchange.deny()
                         break
                 if (
                     exchange.denied is None

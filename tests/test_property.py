@@ -87,7 +87,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
             max_value=datetime.timedelta(days=10**6),
         )
     ),
-    "token": _nullable(st.uuids()),
+    "token": _nullable(st.uuids(version=4)),
     "data": _JSON,
     "blob": _nullable(st.binary(max_size=16)),
     "email": st.sampled_from(["", "a@example.com", "first.last+tag@example.org"]),

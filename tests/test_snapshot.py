@@ -281,8 +281,7 @@ def test_rollback_to_a_middle_state_of_a_live_object():
 def test_snapshot_of_a_delta_of_another_model_is_none():
     with Context():
         account = Account.objects.create(name="a")
-        organization = Organization.objects.create(name="o")
-    assert str(account.pk) == str(organization.pk)
+        organization = Organization.objects.create(pk=account.pk, name="o")
     deltas = list(
         ObjectDelta.objects.filter(content_id=str(account.pk))
         .annotate(snapshot=ObjectSnapshot(Organization))

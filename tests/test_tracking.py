@@ -39,6 +39,11 @@ from tests.testapp.models import (
 pytestmark = pytest.mark.django_db
 
 
+def _statement(verb: str, table: str) -> str:
+    """How a statement on ``table`` starts, quoted as the backend quotes."""
+    return f"{verb} {connection.ops.quote_name(table)}"
+
+
 @pytest.fixture
 def user():
     return User.objects.create_user("alice", password="correct horse")
@@ -695,7 +700,12 @@ def other_database(tmp_path: Path):
     """A second SQLite database, migrated, under the alias ``other``."""
     alias = "other"
     config = dict(connections.settings["default"])
-    config.update(NAME=str(tmp_path / "other.sqlite3"), TEST={"NAME": None})
+    config.update(
+        ENGINE="django.db.backends.sqlite3",
+        NAME=str(tmp_path / "other.sqlite3"),
+        OPTIONS={},
+        TEST={"NAME": None},
+    )
     connections.settings[alias] = config
     # Connect directly: the alias is not one the test case was set up with.
     connections[alias].connect()
@@ -731,6 +741,15 @@ def test_save_using_writes_history_to_that_database(other_database, user):
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_async_orm_is_recorded_with_the_right_actor():
+    try:
+        await _async_orm_is_recorded_with_the_right_actor()
+    finally:
+        # Close the worker thread's connection, so the test database can be
+        # dropped at the end of the session.
+        await sync_to_async(connections.close_all)()
+
+
+async def _async_orm_is_recorded_with_the_right_actor() -> None:
     alice = await User.objects.acreate(username="alice")
     bob = await User.objects.acreate(username="bob")
 
@@ -772,6 +791,13 @@ async def test_async_orm_is_recorded_with_the_right_actor():
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_async_concurrent_tasks_keep_their_own_actors():
+    try:
+        await _async_concurrent_tasks_keep_their_own_actors()
+    finally:
+        await sync_to_async(connections.close_all)()
+
+
+async def _async_concurrent_tasks_keep_their_own_actors() -> None:
     import asyncio
 
     users = [await User.objects.acreate(username=f"u{i}") for i in range(8)]
@@ -920,9 +946,9 @@ def test_tracked_update_with_a_revision_costs_three_statements(
         with django_assert_num_queries(3) as captured:
             account.save()
     sql = [q["sql"] for q in captured.captured_queries]
-    assert sql[0].startswith('UPDATE "testapp_account"')
-    assert sql[1].startswith('INSERT INTO "revy_object_delta"')
-    assert sql[2].startswith('INSERT INTO "revy_attribute_delta"')
+    assert sql[0].startswith(_statement("UPDATE", "testapp_account"))
+    assert sql[1].startswith(_statement("INSERT INTO", "revy_object_delta"))
+    assert sql[2].startswith(_statement("INSERT INTO", "revy_attribute_delta"))
 
 
 def test_tracked_update_without_a_revision_costs_one_more(
@@ -934,7 +960,7 @@ def test_tracked_update_without_a_revision_costs_one_more(
         with django_assert_num_queries(4) as captured:
             account.save()
     sql = [q["sql"] for q in captured.captured_queries]
-    assert sql[1].startswith('INSERT INTO "revy_revision"')
+    assert sql[1].startswith(_statement("INSERT INTO", "revy_revision"))
 
 
 def test_tracked_create_with_a_revision_costs_three_statements(

@@ -83,3 +83,7 @@ REVY_MW = {
     "ORGANIZATION_MODEL": "testapp.Organization",
     "CAN_ACT_FOR_ORGANIZATION": "tests.mwapp.rules.can_act_for_organization",
 }
+
+# Django builds its static files storage lazily; a URL is needed once anything
+# (an admin or ninja docs view) touches it.
+STATIC_URL = "static/"

@@ -33,8 +33,11 @@ venv: $(STAMP) ## Create or refresh the virtualenv
 
 .PHONY: test
 test: $(STAMP) browsers ## Run the whole test suite (SQLite): revy, then the sample site
-	$(PY) -m pytest $(PYTEST_ARGS)
-	$(PY) -m pytest --ds=sample_site.settings sample_site/tests $(PYTEST_ARGS)
+	@status=0; \
+	(set -x; $(PY) -m pytest $(PYTEST_ARGS)) || status=1; \
+	(set -x; $(PY) -m pytest --ds=sample_site.settings sample_site/tests \
+		$(PYTEST_ARGS)) || status=1; \
+	exit $$status
 
 .PHONY: run
 run: export DJANGO_SETTINGS_MODULE = sample_site.settings

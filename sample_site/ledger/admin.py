@@ -11,6 +11,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
@@ -297,6 +299,14 @@ class TransactionAdmin(HistoryAdmin):
         with db.atomic():
             for transaction in queryset:
                 services.delete_transaction(transaction)
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserHistoryAdmin(HistoryAdmin, UserAdmin):  # type: ignore[type-arg]
+    """Django's user admin, with revy's history (password hashes are masked)."""
 
 
 @admin.register(ApiToken)

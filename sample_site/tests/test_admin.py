@@ -121,3 +121,11 @@ def test_only_staff_see_history(loaded: None) -> None:
     response = client.get("/admin/ledger/account/1/history/")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_user_history_masks_the_password(admin_client: Client) -> None:
+    html = admin_client.get("/admin/auth/user/2/history/").content.decode()
+    assert "Demo data: people and organizations." in html
+    assert '<ins class="revy-new">[masked]</ins>' in html
+    assert "pbkdf2" not in html
+    assert "md5" not in html

@@ -27,7 +27,6 @@ class Command(BaseCommand):
             "",
             bold("revy sample site"),
             f"  Admin:    {url}/admin/   log in as admin / admin",
-            "            (or alice, bob, carol with password 'demo')",
             f"  API docs: {url}/api/docs",
             f"  History:  {url}/admin/ledger/account/{account_id}/history/",
             "",

@@ -142,13 +142,15 @@ def test_cascade_records_the_cascaded_deletions_as_the_system(admin, owner):
 
 def test_cascade_of_a_one_to_one(owner):
     profile = Profile.objects.create(user=owner, bio="hi", secret="s", cache="c")
+    owner_pk = owner.pk
     with _deleting(None):
         owner.delete()
     (delta,) = object_deltas(profile)
     assert delta.description == DELETION
+    assert actor_of(delta) is None
     assert changes(delta) == {
         "id": (profile.pk, None),
-        "user": (owner.pk if owner.pk else profile.user_id, None),
+        "user": (owner_pk, None),
         "secret": ("[masked]", None),
         "bio": ("hi", None),
     }

@@ -524,3 +524,77 @@ def test_delete_of_a_proxy_instance_is_recorded_once():
         assert delta.action == ObjectDelta.ACTION_DELETE
         assert changes(delta) == {"id": (pk, None), "name": (name, None)}
     assert ObjectDelta.objects.count() == 2
+
+
+def test_a_whole_migration_using_every_handler_is_importable(tmp_path):
+    import sys
+    from typing import ClassVar
+
+    from django.db import migrations
+    from django.db.migrations.operations.base import Operation
+
+    class Migration(migrations.Migration):
+        operations: ClassVar[list[Operation]] = [
+            migrations.CreateModel(
+                name="Dependant",
+                fields=[
+                    ("id", models.BigAutoField(primary_key=True)),
+                    (
+                        "a",
+                        models.ForeignKey("testapp.Organization", on_delete=CASCADE),
+                    ),
+                    (
+                        "b",
+                        models.ForeignKey(
+                            "testapp.Organization",
+                            null=True,
+                            on_delete=SET_NULL,
+                            related_name="+",
+                        ),
+                    ),
+                    (
+                        "c",
+                        models.ForeignKey(
+                            "testapp.Organization",
+                            null=True,
+                            default=None,
+                            on_delete=SET_DEFAULT,
+                            related_name="+",
+                        ),
+                    ),
+                    (
+                        "d",
+                        models.ForeignKey(
+                            "testapp.Organization",
+                            null=True,
+                            on_delete=SET(default_category),
+                            related_name="+",
+                        ),
+                    ),
+                ],
+            )
+        ]
+
+    migration = Migration("0001_handlers", "handlersapp")
+    path = tmp_path / "handlers_migration.py"
+    path.write_text(MigrationWriter(migration).as_string())
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module("handlers_migration")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("handlers_migration", None)
+    (operation,) = module.Migration.operations
+    handlers = {
+        name: field.remote_field.on_delete
+        for name, field in operation.fields
+        if name != "id"
+    }
+    assert handlers["a"] is CASCADE
+    assert handlers["b"] is SET_NULL
+    assert handlers["c"] is SET_DEFAULT
+    assert handlers["d"].deconstruct() == (
+        "revy_core.models.SET",
+        (default_category,),
+        {},
+    )

@@ -447,6 +447,28 @@ def test_lazy_revision_is_recreated_after_a_rollback(account):
     assert ObjectDelta.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_lazy_revision_in_autocommit_is_reused_after_commit_and_not_after_rollback():
+    calls: list[int] = []
+
+    def make() -> Revision:
+        calls.append(1)
+        return Revision(description=f"lazy {len(calls)}")
+
+    with Context.via_revision(make):
+        with pytest.raises(ZeroDivisionError):
+            _create_then_fail("rolled back")
+        assert not Revision.objects.exists()
+        with transaction.atomic():
+            first = Account.objects.create(name="committed")
+        second = Account.objects.create(name="autocommit")
+    assert calls == [1, 1]
+    (revision,) = Revision.objects.all()
+    assert revision.description == "lazy 2"
+    assert object_deltas(first)[0].revision == revision
+    assert object_deltas(second)[0].revision == revision
+
+
 def test_lazy_revision_takes_the_revision_description(account):
     with (
         Context.via_revision(lambda: Revision()),

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,48 @@ def test_make_run(server: Server) -> None:
     )
     assert status == 403
     assert "globex" in json.loads(body)["detail"]
+
+    _concurrent_writes_are_attributed_right(server.url)
+
+
+def _concurrent_writes_are_attributed_right(url: str) -> None:
+    """30 requests at once from three clients, two acting for organizations:
+    each change is recorded with its own request's actor and message."""
+    acting = {"alice": "acme", "bob": None, "carol": "globex"}
+    names = {"alice": "Acme Corp", "bob": "Bob Baker", "carol": "Globex"}
+
+    def book(i: int) -> tuple[str, int, int, Any]:
+        who = ["alice", "bob", "carol"][i % 3]
+        headers = {
+            "Authorization": f"Bearer {who}-token",
+            "X-Commit-Message": f"Booking {i}",
+        }
+        if acting[who]:
+            headers["X-Perform-As-Organization"] = str(acting[who])
+        account = 3 if who == "carol" else 1
+        status, body = _request(
+            f"{url}/api/transactions",
+            {
+                "account": account,
+                "description": f"Booking {i}",
+                "amount": "2.00",
+                "currency": "USD",
+                "exchange_rate": "0.5",
+            },
+            headers,
+        )
+        return who, i, status, body
+
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        results = list(pool.map(book, range(30)))
+    assert {status for _, _, status, _ in results} == {201}
+    for who, i, _, body in results:
+        reader = "carol" if who == "carol" else "alice"
+        status, history = _request(
+            f"{url}/api/transactions/{json.loads(body)['id']}/history",
+            headers={"Authorization": f"Bearer {reader}-token"},
+        )
+        assert status == 200
+        (entry,) = json.loads(history)["entries"]
+        assert entry["message"] == f"Booking {i}"
+        assert entry["actor"]["name"] == names[who]

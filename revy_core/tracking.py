@@ -19,6 +19,7 @@ still kept current, so the first tracked save records the true old values.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -683,6 +684,40 @@ def install() -> None:
         _patch(model, "refresh_from_db", _wrap_refresh_from_db)
         if not getattr(model.__setattr__, "_revy", False):
             model.__setattr__ = _setattr  # type: ignore[assignment,method-assign]
+    _watch_init_signals()
+
+
+def _forget_fast_load() -> None:
+    for tracker in _trackers.values():
+        tracker.fast_load = None
+
+
+def _watch_init_signals() -> None:
+    """Decide the fast load path again whenever init receivers change.
+
+    ``from_db`` skips ``Model.__init__`` (and so ``pre_init``/``post_init``)
+    for models without receivers of those signals, a decision it takes on
+    the first load and keeps. A receiver connected later must still be
+    called, so connecting or disconnecting one forgets the decision; the
+    load path itself pays nothing for this.
+    """
+    for signal in (pre_init, post_init):
+        if getattr(signal, "_revy_watched", False):
+            continue
+        for name in ("connect", "disconnect"):
+            signal.__dict__[name] = _watched(getattr(signal, name))
+        signal.__dict__["_revy_watched"] = True
+
+
+def _watched(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _forget_fast_load()
+
+    return watched
 
 
 def tracked_models() -> list[type[Model]]:

@@ -1135,3 +1135,36 @@ def test_mask_is_read_when_history_is_written(user):
         profile = Profile.objects.create(user=user, secret="s")
     (delta,) = object_deltas(profile)
     assert changes(delta)["secret"] == (None, "***")
+
+
+@pytest.mark.parametrize("signal_name", ["pre_init", "post_init"])
+def test_init_receivers_connected_after_the_first_load_are_called(account, signal_name):
+    from django.db.models import signals
+
+    signal = getattr(signals, signal_name)
+    list(Account.objects.all())  # the first load picks the fast path
+    seen: list[object] = []
+
+    def receiver(sender, **kwargs):
+        seen.append(sender)
+
+    signal.connect(receiver, sender=Account)
+    try:
+        (loaded,) = Account.objects.all()
+    finally:
+        signal.disconnect(receiver, sender=Account)
+    assert seen == [Account]
+    # Loaded through Model.__init__, the instance still has its baseline.
+    loaded.name = "renamed"
+    with Context():
+        loaded.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "renamed")}
+    # Disconnected: loads skip __init__ again and are still tracked.
+    (again,) = Account.objects.all()
+    assert seen == [Account]
+    again.name = "again"
+    with Context():
+        again.save()
+    _, delta = object_deltas(account)
+    assert changes(delta) == {"name": ("renamed", "again")}

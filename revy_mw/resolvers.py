@@ -291,10 +291,12 @@ class OrganizationHeaderResolver(ActorResolver):
             try:
                 low, high = ops.integer_field_range(self.field.get_internal_type())
             except KeyError:
-                low, high = -(2**63), 2**63 - 1
-            if (low is not None and parsed < low) or (
-                high is not None and parsed > high
-            ):
+                low = high = None
+            # A backend without a range (SQLite on Django < 5) still binds
+            # integers as 64-bit values.
+            low = -(2**63) if low is None else low
+            high = 2**63 - 1 if high is None else high
+            if not low <= parsed <= high:
                 raise malformed
         return parsed
 

@@ -3,6 +3,7 @@
 Each writing view creates an Account and then renames it: two changes that
 must share one revision and one actor. Views answer JSON describing what
 they saw, so tests (and the server load tests) can check attribution.
+The test project has no CsrfViewMiddleware.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
 from ninja.security import HttpBearer, SessionAuth
 
@@ -52,17 +52,14 @@ async def _awrite(name: str) -> Account:
 # Plain Django views ------------------------------------------------------------
 
 
-@csrf_exempt
 def sync_write(request: HttpRequest) -> HttpResponse:
     return JsonResponse(_described(_write(_name(request))))
 
 
-@csrf_exempt
 async def async_write(request: HttpRequest) -> HttpResponse:
     return JsonResponse(_described(await _awrite(_name(request))))
 
 
-@csrf_exempt
 @Context(object_delta_description="decorated")
 def decorated_write(request: HttpRequest) -> HttpResponse:
     return JsonResponse(_described(_write(_name(request))))
@@ -105,13 +102,11 @@ async def async_probe(request: HttpRequest) -> HttpResponse:
     )
 
 
-@csrf_exempt
 def sync_fail(request: HttpRequest) -> HttpResponse:
     _write(_name(request))
     raise ValueError("the view failed after writing")
 
 
-@csrf_exempt
 def sync_swallow(request: HttpRequest) -> HttpResponse:
     """Catches the refusal and pretends all went well."""
     try:
@@ -121,7 +116,6 @@ def sync_swallow(request: HttpRequest) -> HttpResponse:
     return HttpResponse("written")
 
 
-@csrf_exempt
 def sync_stream(request: HttpRequest) -> StreamingHttpResponse:
     name = _name(request)
 
@@ -133,7 +127,6 @@ def sync_stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks())
 
 
-@csrf_exempt
 async def async_stream(request: HttpRequest) -> StreamingHttpResponse:
     name = _name(request)
 

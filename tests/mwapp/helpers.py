@@ -40,7 +40,13 @@ class Caller:
         call = getattr(self.client, method)
         if self.transport == "wsgi":
             return call(path, **kwargs)
-        return async_to_sync(call)(path, **kwargs)
+
+        async def run() -> Any:
+            # AsyncClient.get/post are plain functions returning a coroutine
+            # on Django 4.2.
+            return await call(path, **kwargs)
+
+        return async_to_sync(run)()
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("get", path, **kwargs)

@@ -288,6 +288,8 @@ class OrganizationHeaderResolver(ActorResolver):
             raise malformed
         if isinstance(parsed, int) and not isinstance(parsed, bool):
             ops = connections[router.db_for_read(self.model)].ops
+            low: int | None
+            high: int | None
             try:
                 low, high = ops.integer_field_range(self.field.get_internal_type())
             except KeyError:

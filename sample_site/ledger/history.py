@@ -19,7 +19,7 @@ from django.db import models
 from django.db import transaction as db
 
 from revy_core import Context
-from revy_core.models import ObjectDelta, ObjectSnapshot, Revision
+from revy_core.models import AttributeDelta, ObjectDelta, ObjectSnapshot, Revision
 from sample_site.ledger.errors import Conflict, NotFound
 from sample_site.ledger.models import Account, Membership, Organization, Transaction
 
@@ -234,10 +234,7 @@ def _with_details(queryset: models.QuerySet[Any]) -> list[Any]:
         queryset.select_related("revision")
         .prefetch_related(
             models.Prefetch(
-                "attribute_deltas",
-                queryset=ObjectDelta.attribute_deltas.rel.related_model.objects.order_by(  # type: ignore[attr-defined]
-                    "pk"
-                ),
+                "attribute_deltas", queryset=AttributeDelta.objects.order_by("pk")
             )
         )
         .order_by("pk")
@@ -364,27 +361,7 @@ def restore(model: type[models.Model], pk: Any) -> list[models.Model]:
     if deletion is None:
         raise NotFound(f"There is no deleted {name} {pk} in history.")
     instance = deletion.snapshot
-    if (
-        isinstance(instance, Transaction)
-        and not Account.objects.filter(pk=instance.account_id).exists()
-    ):
-        raise Conflict(
-            f"The transaction {pk} belonged to the account "
-            f"{instance.account_id}, which is deleted: restore the account first."
-        )
-    if isinstance(instance, Account):
-        if not Organization.objects.filter(pk=instance.organization_id).exists():
-            raise Conflict(
-                f"The account {pk} belonged to the organization "
-                f"{instance.organization_id}, which is deleted."
-            )
-        user_model = get_user_model()
-        if (
-            instance.manager_id is not None
-            and not user_model._default_manager.filter(pk=instance.manager_id).exists()
-        ):
-            instance.manager_id = None
-
+    _check_references(instance, name, pk)
     message = f"Restore {name} {pk}."
     with ExitStack() as stack:
         stack.enter_context(db.atomic())
@@ -399,6 +376,29 @@ def restore(model: type[models.Model], pk: Any) -> list[models.Model]:
         if isinstance(instance, Account):
             restored += _restore_cascaded(deletion, instance)
     return restored
+
+
+def _check_references(instance: models.Model, name: str, pk: Any) -> None:
+    """Refuse to restore what points to deleted objects; a nullable reference
+    to a deleted object is restored empty."""
+    for f in instance._meta.concrete_fields:
+        if not f.many_to_one or f.related_model is None:
+            continue
+        value = getattr(instance, f.attname, None)
+        if value is None or f.attname in instance.get_deferred_fields():
+            continue
+        related = f.related_model
+        assert not isinstance(related, str)
+        if related._default_manager.filter(pk=value).exists():
+            continue
+        if f.null:
+            setattr(instance, f.attname, None)
+            continue
+        other = _type_name(related)
+        raise Conflict(
+            f"The {name} {pk} belonged to the {other} {value}, which is deleted: "
+            f"restore the {other} first."
+        )
 
 
 def _restore_cascaded(deletion: Any, account: Account) -> list[models.Model]:

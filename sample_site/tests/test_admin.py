@@ -129,3 +129,16 @@ def test_user_history_masks_the_password(admin_client: Client) -> None:
     assert '<ins class="revy-new">[masked]</ins>' in html
     assert "pbkdf2" not in html
     assert "md5" not in html
+
+
+def test_restoring_what_points_to_a_deleted_object_is_refused(
+    admin_client: Client,
+) -> None:
+    # Erin's membership went with her user account (revy's CASCADE).
+    membership = ObjectDelta.objects.filter(
+        action=ObjectDelta.ACTION_DELETE, content_type__model="membership"
+    ).get()
+    response = admin_client.post(
+        f"/admin/ledger/membership/{membership.content_id}/restore/", follow=True
+    )
+    assert "restore the user first" in response.content.decode()

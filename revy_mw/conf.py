@@ -124,6 +124,7 @@ mw_settings = Settings()
 class Config:
     """What the middleware reads on every request, computed once."""
 
+    commit_message_header: str
     commit_message_key: str
     commit_message_max_length: int
     repair_commit_message: bool
@@ -132,6 +133,7 @@ class Config:
 @functools.cache
 def get_config() -> Config:
     return Config(
+        commit_message_header=mw_settings.commit_message_header,
         commit_message_key=meta_key(mw_settings.commit_message_header),
         commit_message_max_length=mw_settings.commit_message_max_length,
         repair_commit_message=mw_settings.invalid_commit_message == "repair",

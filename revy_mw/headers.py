@@ -35,7 +35,6 @@ joined text. Send it once.
 from __future__ import annotations
 
 import re
-import unicodedata
 from urllib.parse import unquote_to_bytes
 
 __all__ = [
@@ -48,7 +47,6 @@ _EXT_VALUE = re.compile(r"(?is)utf-8'[a-z0-9-]*'(.*)")
 _PCT_ENCODED = re.compile(r"(?:[A-Za-z0-9!#$&+\-.^_`|~]|%[0-9A-Fa-f]{2})*")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 _WHITESPACE = frozenset("\t\n\v\f\r\x1c\x1d\x1e\x1f\x85\u2028\u2029")
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _TRUNCATED = "…"
 
 
@@ -71,8 +69,13 @@ def is_valid_header_name(name: object) -> bool:
     return isinstance(name, str) and _HEADER_NAME.fullmatch(name) is not None
 
 
+#: Unicode category Cc (C0, DEL, C1), line and paragraph separators, and
+#: the bidirectional overrides and isolates.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def _is_control(char: str) -> bool:
-    return char in _BIDI or char in "\u2028\u2029" or unicodedata.category(char) == "Cc"
+    return _CONTROL.match(char) is not None
 
 
 def _decode(value: str, header: str, repair: bool) -> str:
@@ -122,9 +125,10 @@ def decode_commit_message(
     if not value:
         return None
     text = _decode(value, header, repair)
-    if any(_is_control(char) for char in text):
+    control = _CONTROL.search(text)
+    if control is not None:
         if not repair:
-            bad = next(char for char in text if _is_control(char))
+            bad = control.group()
             raise CommitMessageError(
                 f"{header} contains the control character U+{ord(bad):04X}; "
                 "control characters are not accepted."

@@ -44,7 +44,7 @@ from django.http.response import HttpResponseBase, StreamingHttpResponse
 
 from revy_core import Context, LazyActor, LazyRevision
 from revy_core.conf import get_revision_model
-from revy_mw.conf import get_config, mw_settings
+from revy_mw.conf import get_config
 from revy_mw.headers import CommitMessageError, decode_commit_message
 from revy_mw.resolvers import (
     ActorRefused,
@@ -237,7 +237,7 @@ def read_commit_message(meta: Any) -> str | None:
     config = get_config()
     return decode_commit_message(
         meta.get(config.commit_message_key),
-        header=mw_settings.commit_message_header,
+        header=config.commit_message_header,
         max_length=config.commit_message_max_length,
         repair=config.repair_commit_message,
     )

@@ -29,6 +29,18 @@ from tests.testapp.models import (
 pytestmark = pytest.mark.django_db
 
 
+# Setup -----------------------------------------------------------------------
+
+
+def test_setup():
+    from django.apps import apps
+    from django.conf import settings
+
+    # INSTALLED_APPS = ['revy_core']
+    assert "revy_core" in settings.INSTALLED_APPS
+    assert apps.get_app_config("revy").name == "revy_core"
+
+
 # Usage ---------------------------------------------------------------------
 
 

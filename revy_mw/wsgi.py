@@ -82,7 +82,7 @@ class _Exchange:
         actor = self.scope.actor
         if not self.started and actor.requires_decision(code):
             actor.settle()
-        if actor.refusal is not None and (not self.started or exc_info is not None):
+        if actor.refusal is not None and not self.started:
             self.deny()
             return _ignore
         self.started = True

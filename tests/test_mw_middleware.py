@@ -204,6 +204,20 @@ def test_sync_streaming_body_writes_in_a_fresh_context_per_chunk(world):
     assert {actor_of(d) for d in found["objects"]} == {label(world.alice)}
 
 
+def test_a_stream_closed_early_leaves_no_context(world):
+    client = Caller("wsgi")
+    client.login(world.alice)
+    response = client.get("/sync/stream")
+    chunks = iter(response.streaming_content)
+    first = next(chunks)
+    assert first.endswith(b":1\n")
+    assert Context.depth() == 0
+    response.close()
+    assert Context.depth() == 0
+    assert Account.objects.count() == 1
+    assert {actor_of(d) for d in history()["objects"]} == {label(world.alice)}
+
+
 def test_async_streaming_body_writes_in_a_fresh_context_per_chunk(world):
     client = Caller("asgi")
     client.login(world.alice)

@@ -157,9 +157,9 @@ def _reset(context: Context, frame: Frame) -> None:
         ) from None
 
 
-def current_frame() -> Frame | None:
-    """The innermost active frame of this task or thread, or ``None``."""
-    return _current.get()
+#: The innermost active frame of this task or thread, or ``None``. Bound
+#: straight to ``ContextVar.get`` so hot paths pay no Python call for it.
+current_frame: Callable[[], Frame | None] = _current.get
 
 
 class FrameStorage(stackholm.Storage):

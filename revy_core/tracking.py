@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -88,7 +89,7 @@ class Tracker:
         self.attnames = frozenset(self.by_attname)
         self.mutable = tuple(f.attname for f in self.fields if f.mutable)
         self.pk_attname = model._meta.pk.attname if model._meta.pk else "pk"
-        self.plain_init = model.__init__ is Model.__init__
+        self.plain_init = model.__init__ in (Model.__init__, _construct)
         self.fast_load: bool | None = None
 
     def __repr__(self) -> str:
@@ -220,6 +221,35 @@ def _setattr(self: Model, name: str, value: Any) -> None:
 
 
 _setattr._revy = True  # type: ignore[attr-defined]
+
+
+def _constructor() -> Callable[..., None]:
+    """``Model.__init__`` that assigns fields without going through the hook.
+
+    Django's ``__init__`` assigns each field through the builtin ``setattr``,
+    which on a tracked model calls revy's Python ``__setattr__``: a Python
+    call per field for every instance built in code. This is the same code
+    object with ``setattr`` bound to ``object.__setattr__`` (which still runs
+    descriptors such as foreign key setters), so building an instance costs
+    what it costs on a plain model. Values given at construction are credited
+    to the actor of the context that saves the instance.
+    """
+    init = Model.__init__
+    if "setattr" not in init.__code__.co_names:  # pragma: no cover - future Django
+        return init
+    namespace = dict(init.__globals__)
+    namespace["setattr"] = object.__setattr__
+    construct = types.FunctionType(
+        init.__code__, namespace, init.__name__, init.__defaults__, init.__closure__
+    )
+    construct.__kwdefaults__ = init.__kwdefaults__
+    construct.__qualname__ = init.__qualname__
+    construct.__doc__ = init.__doc__
+    construct.__module__ = init.__module__
+    return construct
+
+
+_construct = _constructor()
 
 
 def _wrap_save_table(original: Callable[..., bool]) -> Callable[..., bool]:
@@ -684,6 +714,8 @@ def install() -> None:
         _patch(model, "refresh_from_db", _wrap_refresh_from_db)
         if not getattr(model.__setattr__, "_revy", False):
             model.__setattr__ = _setattr  # type: ignore[assignment,method-assign]
+        if model.__init__ is Model.__init__:
+            model.__init__ = _construct  # type: ignore[method-assign]
     _watch_init_signals()
 
 

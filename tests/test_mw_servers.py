@@ -321,6 +321,7 @@ def check(server: Server, calls: list[Call]) -> dict[str, Any]:
     revisions = {row["name"]: row["revision"] for row in objects}
     assert len(set(revisions.values())) == len(expected)  # one per request
     assert server.log_text().count("Traceback") == 0, server.log_text()[-3000:]
+    assert "revy-depth" not in server.log_text()
     return {
         "requests": len(calls),
         "statuses": dict(statuses),
@@ -418,6 +419,7 @@ def test_two_large_posts_on_one_keep_alive_connection(database, world):
                 assert [a["description"] for a in answers] == ["large 0", "large 1"]
         rows = server.report()
     assert "did not open" not in server.log_text()
+    assert "revy-depth" not in server.log_text()
     plain = [r for r in rows if r["name"] == "/plain/keepalive"]
     assert [r["description"] for r in plain if r["kind"] == "ObjectDelta"] == [
         "large 0",

@@ -106,6 +106,15 @@ def report() -> list[dict[str, Any]]:
     return rows
 
 
+def _check_depth(when: str, path: Any) -> None:
+    """Outside the apps, no tracking context may be active."""
+    from revy_core import Context
+
+    depth = Context.depth()
+    if depth:
+        print(f"revy-depth {depth} {when} {path}", file=sys.stderr, flush=True)
+
+
 def _plain_wsgi() -> Any:
     from revy_mw.wsgi import RevyWSGIMiddleware
     from tests.mwapp.plain import wsgi_app
@@ -123,9 +132,13 @@ def serve_wsgi(port: int) -> None:
     plain = _plain_wsgi()
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
+        _check_depth("before", environ.get("PATH_INFO"))
         if environ.get("PATH_INFO", "").startswith("/plain"):
-            return plain(environ, start_response)
-        return django_app(environ, start_response)
+            result = plain(environ, start_response)
+        else:
+            result = django_app(environ, start_response)
+        _check_depth("after", environ.get("PATH_INFO"))
+        return result
 
     class Server(ThreadedWSGIServer):
         request_queue_size = 1024
@@ -161,10 +174,12 @@ class _ASGIApplication:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        _check_depth("before", scope.get("path"))
         if scope.get("path", "").startswith("/plain"):
             await self.plain(scope, receive, send)
         else:
             await self.django_app(scope, receive, send)
+        _check_depth("after", scope.get("path"))
 
 
 def __getattr__(name: str) -> Any:

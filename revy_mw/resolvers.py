@@ -146,11 +146,19 @@ def _is_lazy(value: Any) -> bool:
     return issubclass(type(value), LazyObject)
 
 
+def _unwrapped(user: Any) -> Any:
+    """The instance behind ``request.user``'s lazy object, once loaded."""
+    if _is_lazy(user):
+        user.is_authenticated  # noqa: B018 (loads it)
+        return user._wrapped
+    return user
+
+
 def _auth_user(auth: Any) -> AbstractBaseUser | None:
     from django.contrib.auth.base_user import AbstractBaseUser
 
     if isinstance(auth, AbstractBaseUser) and auth.is_authenticated:
-        return auth
+        return _unwrapped(auth)  # type: ignore[no-any-return]
     return None
 
 
@@ -175,7 +183,9 @@ def request_user(request: Any) -> AbstractBaseUser | None:
     user = getattr(request, "user", _ABSENT)
     if user is _ABSENT:
         raise _unsupported(request)
-    return user if user is not None and user.is_authenticated else None
+    if user is None or not user.is_authenticated:
+        return None
+    return _unwrapped(user)  # type: ignore[no-any-return]
 
 
 async def arequest_user(request: Any) -> AbstractBaseUser | None:
@@ -195,16 +205,14 @@ async def arequest_user(request: Any) -> AbstractBaseUser | None:
     elif hasattr(request, "user"):  # Django < 5.0 has no auser().
 
         def load() -> Any:
-            user = request.user
-            user.is_authenticated  # noqa: B018 (loads a lazy user here)
-            return user
+            return _unwrapped(request.user)
 
         found = await sync_to_async(load)()
     else:
         raise _unsupported(request)
     if found is None or not found.is_authenticated:
         return None
-    return found  # type: ignore[no-any-return]
+    return _unwrapped(found)  # type: ignore[no-any-return]
 
 
 class UserResolver(ActorResolver):

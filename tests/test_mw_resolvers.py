@@ -307,3 +307,16 @@ def test_a_custom_resolver_end_to_end(world, transport):
     assert {actor_of(d) for d in history()["objects"]} == {label(world.bob)}
     assert caller.get("/sync/read", headers={"X-Api-Token": "nope"}).status_code == 403
     assert Organization.objects.count() == 2
+
+
+def test_the_actor_is_the_user_instance_not_a_lazy_object(world):
+    from django.contrib.auth.models import User
+    from django.utils.functional import SimpleLazyObject
+
+    request = RequestFactory().get("/")
+    request.user = SimpleLazyObject(lambda: User.objects.get(pk=world.alice.pk))
+    actor = UserResolver().resolve(request)
+    assert type(actor) is User
+    request.user = SimpleLazyObject(lambda: User.objects.get(pk=world.alice.pk))
+    request.auth = request.user  # type: ignore[attr-defined]
+    assert type(UserResolver().resolve(request)) is User

@@ -63,7 +63,9 @@ lint: $(STAMP) ## ruff, mypy (strict) and makemigrations --check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy revy_core revy_mw tests
+	$(PY) -m mypy --config-file sample_site/mypy.ini sample_site
 	$(PY) -m django makemigrations --check --dry-run --settings=tests.settings
+	$(PY) -m django makemigrations --check --dry-run --settings=sample_site.settings
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff's fixes and formatting

@@ -314,9 +314,9 @@ def test_the_actor_is_the_user_instance_not_a_lazy_object(world):
     from django.utils.functional import SimpleLazyObject
 
     request = RequestFactory().get("/")
-    request.user = SimpleLazyObject(lambda: User.objects.get(pk=world.alice.pk))
+    request.user = SimpleLazyObject(lambda: User.objects.get(pk=world.alice.pk))  # type: ignore[assignment]
     actor = UserResolver().resolve(request)
     assert type(actor) is User
-    request.user = SimpleLazyObject(lambda: User.objects.get(pk=world.alice.pk))
+    request.user = SimpleLazyObject(lambda: User.objects.get(pk=world.alice.pk))  # type: ignore[assignment]
     request.auth = request.user  # type: ignore[attr-defined]
     assert type(UserResolver().resolve(request)) is User

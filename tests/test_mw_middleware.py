@@ -120,11 +120,19 @@ def test_a_writing_request_costs_a_fixed_number_of_extra_queries(caller, world, 
         plain.post(path)
     with counting_queries() as with_revy:
         caller.post(path)
-    # Two saves, each in its own transaction (BEGIN) with one object delta
-    # and one bulk insert of attribute deltas; one revision; and the actor,
-    # loaded once: the session and its user.
-    extra = len(with_revy) - len(without)
-    assert extra == 2 * 3 + 1 + 2, (with_revy.queries, without.queries)
+    # Two saves, each with one object delta and one bulk insert of attribute
+    # deltas; one revision; and the actor, loaded once: the session and its
+    # user. (Transaction statements differ between backends: not counted.)
+    extra = len(statements(with_revy)) - len(statements(without))
+    assert extra == 2 * 2 + 1 + 2, (with_revy.queries, without.queries)
+
+
+def statements(counter):
+    return [
+        sql
+        for sql in counter.queries
+        if not sql.upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE", "COMMIT"))
+    ]
 
 
 def test_actor_is_resolved_once_per_request(caller, world):

@@ -139,7 +139,9 @@ def test_actor_is_resolved_once_per_request(caller, world):
     caller.login(world.alice)
     with counting_queries() as queries:
         caller.post("/sync/write")
-    user_loads = [q for q in queries.queries if 'FROM "auth_user"' in q]
+    user_loads = [
+        q for q in statements(queries) if q.startswith("SELECT") and "auth_user" in q
+    ]
     assert len(user_loads) == 1
 
 

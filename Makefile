@@ -75,3 +75,28 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 .PHONY: clean
 clean: ## Remove virtualenvs and caches
 	rm -rf .venv .venv-* .mypy_cache .ruff_cache .pytest_cache artifacts
+
+# Benchmarks (bench/): revy side by side with its peers, in their own virtualenv.
+BENCH_VENV ?= .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_PEERS := django-simple-history django-reversion django-auditlog \
+	django-pghistory django-pgtrigger py-spy
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): pyproject.toml
+	@test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet -e ".[postgres]" $(BENCH_PEERS)
+	@touch $(BENCH_STAMP)
+
+.PHONY: bench-venv
+bench-venv: $(BENCH_STAMP) ## Create .venv-bench: revy (editable) and the four peers
+
+.PHONY: bench
+bench: $(BENCH_STAMP) ## Benchmark revy and its peers on SQLite and PostgreSQL (bench/results/)
+	$(BENCH_PY) -m bench.run $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: $(STAMP) ## Smoke benchmark under a minute: revy and untracked, SQLite
+	$(PY) -m bench.run --quick $(BENCH_ARGS)

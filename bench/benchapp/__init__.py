@@ -1,0 +1,1 @@
+"""The measured model, its untracked twin, and their owners."""

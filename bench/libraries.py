@@ -1,0 +1,263 @@
+"""What each library needs to be measured: its request scope and history API.
+
+Each adapter gives, for the library of this process:
+
+- ``context(actor)``: the library's request context with the actor set, as
+  its middleware opens it per request;
+- ``unit(actor)``: that context around a transaction: one web request's
+  write (every timed write runs in one);
+- ``history_rows()``: rows in the library's history tables;
+- ``state_as_of(obj, n)``: the object as it was after its n-th change
+  (``None``: the library cannot rebuild a past state);
+- ``history(obj)``: the object's history, listed as a history page would
+  show it (what changed, not only that something did).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.apps import apps
+from django.db import transaction
+
+__all__ = ["LIBRARIES", "Library", "get_library"]
+
+
+class Library:
+    name = "untracked"
+    label = "untracked (A/A)"
+    distribution: str | None = None
+    postgres_only = False
+    supports_state = True
+    supports_history = True
+
+    def setup(self) -> None:
+        """Called once the database is migrated."""
+
+    def context(self, actor: Any) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def unit(self, actor: Any) -> Iterator[None]:
+        with self.context(actor), transaction.atomic():
+            yield
+
+    def get_actor(self) -> Callable[[], Any] | None:
+        return None
+
+    def history_rows(self) -> int:
+        return 0
+
+    def state_as_of(self, obj: Any, n: int) -> Any:
+        # The A/A control: the same read as the untracked side.
+        return type(obj).objects.get(pk=obj.pk)
+
+    def history(self, obj: Any) -> list[Any]:
+        return list(type(obj).objects.filter(owner_id=obj.owner_id).order_by("pk"))
+
+
+class Revy(Library):
+    name = "revy"
+    label = "revy"
+    distribution = "revy"
+
+    def context(self, actor: Any) -> contextlib.AbstractContextManager[Any]:
+        from revy_core import Context
+        from revy_core.conf import get_revision_model
+
+        # What revy_mw opens per request: the actor and a lazy revision,
+        # created by the first change only.
+        return Context(actor=actor, revision=get_revision_model())
+
+    def get_actor(self) -> Callable[[], Any] | None:
+        from revy_core import Context
+
+        return Context.get_actor
+
+    def history_rows(self) -> int:
+        from revy_core.models import AttributeDelta, ObjectDelta, Revision
+
+        return (
+            Revision.objects.count()
+            + ObjectDelta.objects.count()
+            + AttributeDelta.objects.count()
+        )
+
+    def _deltas(self, obj: Any) -> Any:
+        from django.contrib.contenttypes.models import ContentType
+
+        from revy_core.models import ObjectDelta
+
+        return ObjectDelta.objects.filter(
+            content_type=ContentType.objects.get_for_model(type(obj)),
+            content_id=str(obj.pk),
+        ).order_by("pk")
+
+    def state_as_of(self, obj: Any, n: int) -> Any:
+        from revy_core.models import ObjectSnapshot
+
+        delta = self._deltas(obj).annotate(snapshot=ObjectSnapshot(type(obj)))[n - 1]
+        return delta.snapshot
+
+    def history(self, obj: Any) -> list[Any]:
+        return list(self._deltas(obj).prefetch_related("attribute_deltas"))
+
+
+class _Request:
+    def __init__(self, user: Any) -> None:
+        self.user = user
+
+
+class SimpleHistory(Library):
+    name = "simple_history"
+    label = "simple-history"
+    distribution = "django-simple-history"
+
+    @contextlib.contextmanager
+    def context(self, actor: Any) -> Iterator[None]:
+        from simple_history.models import HistoricalRecords
+
+        # What HistoryRequestMiddleware does per request.
+        HistoricalRecords.context.request = _Request(actor)
+        try:
+            yield
+        finally:
+            del HistoricalRecords.context.request
+
+    def get_actor(self) -> Callable[[], Any] | None:
+        from simple_history.models import HistoricalRecords
+
+        return lambda: HistoricalRecords.context.request.user
+
+    def _model(self) -> Any:
+        return apps.get_model("benchapp", "HistoricalTracked")
+
+    def history_rows(self) -> int:
+        return int(self._model().objects.count())
+
+    def state_as_of(self, obj: Any, n: int) -> Any:
+        return (
+            self._model()
+            .objects.filter(id=obj.pk)
+            .order_by("history_id")[n - 1]
+            .instance
+        )
+
+    def history(self, obj: Any) -> list[Any]:
+        return list(obj.history.all())
+
+
+class Reversion(Library):
+    name = "reversion"
+    label = "reversion"
+    distribution = "django-reversion"
+
+    @contextlib.contextmanager
+    def context(self, actor: Any) -> Iterator[None]:
+        import reversion
+
+        with reversion.create_revision(atomic=False):
+            reversion.set_user(actor)
+            yield
+
+    @contextlib.contextmanager
+    def unit(self, actor: Any) -> Iterator[None]:
+        import reversion
+
+        # create_revision is itself the transaction (atomic=True, its default).
+        with reversion.create_revision():
+            reversion.set_user(actor)
+            yield
+
+    def get_actor(self) -> Callable[[], Any] | None:
+        import reversion
+
+        return reversion.get_user
+
+    def history_rows(self) -> int:
+        from reversion.models import Revision, Version
+
+        return int(Revision.objects.count() + Version.objects.count())
+
+    def state_as_of(self, obj: Any, n: int) -> Any:
+        from reversion.models import Version
+
+        version = Version.objects.get_for_object(obj).order_by("pk")[n - 1]
+        return version._object_version.object
+
+    def history(self, obj: Any) -> list[Any]:
+        from reversion.models import Version
+
+        return list(Version.objects.get_for_object(obj).select_related("revision"))
+
+
+class Auditlog(Library):
+    name = "auditlog"
+    label = "auditlog"
+    distribution = "django-auditlog"
+    supports_state = False
+
+    def context(self, actor: Any) -> contextlib.AbstractContextManager[Any]:
+        from auditlog.context import set_actor
+
+        return set_actor(actor)
+
+    def get_actor(self) -> Callable[[], Any] | None:
+        from auditlog.context import auditlog_value
+
+        return lambda: auditlog_value.get()["actor"]
+
+    def history_rows(self) -> int:
+        from auditlog.models import LogEntry
+
+        return int(LogEntry.objects.count())
+
+    def history(self, obj: Any) -> list[Any]:
+        from auditlog.models import LogEntry
+
+        return list(LogEntry.objects.get_for_object(obj))
+
+
+class Pghistory(Library):
+    name = "pghistory"
+    label = "pghistory"
+    distribution = "django-pghistory"
+    postgres_only = True
+
+    def setup(self) -> None:
+        import pgtrigger
+
+        pgtrigger.install()
+
+    def context(self, actor: Any) -> contextlib.AbstractContextManager[Any]:
+        import pghistory
+
+        # What pghistory's HistoryMiddleware records per request.
+        return pghistory.context(user=actor.pk, url="/bench/")
+
+    def _model(self) -> Any:
+        return apps.get_model("benchapp", "TrackedEvent")
+
+    def history_rows(self) -> int:
+        from pghistory.models import Context
+
+        return int(self._model().objects.count() + Context.objects.count())
+
+    def state_as_of(self, obj: Any, n: int) -> Any:
+        # An event row is a full snapshot of the tracked row.
+        return self._model().objects.filter(pgh_obj_id=obj.pk).order_by("pgh_id")[n - 1]
+
+    def history(self, obj: Any) -> list[Any]:
+        return list(self._model().objects.filter(pgh_obj_id=obj.pk).order_by("pgh_id"))
+
+
+LIBRARIES: dict[str, type[Library]] = {
+    cls.name: cls
+    for cls in (Library, Revy, SimpleHistory, Reversion, Auditlog, Pghistory)
+}
+
+
+def get_library(name: str) -> Library:
+    return LIBRARIES[name]()

@@ -210,6 +210,23 @@ class FrameStorage(stackholm.Storage):
         return None
 
 
+class Isolation:
+    """A block that starts on an empty stack: see :meth:`Context.isolated`."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self) -> None:
+        self._token: Token[Frame | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _current.set(None)
+
+    def __exit__(self, *exc_info: object) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            _current.reset(token)
+
+
 class LazyActor:
     """An actor found on first use, then reused: ``Context.via_actor(LazyActor(f))``.
 
@@ -580,6 +597,16 @@ class Context(stackholm.Context):
         if frame is None:
             raise stackholm.ContextIsNotActive(self)
         return frame.depth - 1
+
+    @classmethod
+    def isolated(cls) -> Isolation:
+        """A block in which no context of the caller is visible.
+
+        For request boundaries: servers can hand a request the context
+        variables of an earlier one (CPython #140947), and a request must
+        not inherit them. On exit the caller's stack is back as it was.
+        """
+        return Isolation()
 
     @classmethod
     def depth(cls) -> int:

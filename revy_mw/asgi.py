@@ -29,6 +29,7 @@ from typing import Any
 
 from django.http.request import HttpHeaders
 
+from revy_core import Context
 from revy_mw.headers import CommitMessageError
 from revy_mw.middleware import RequestScope, error_body, read_commit_message
 from revy_mw.resolvers import (
@@ -193,7 +194,8 @@ class RevyASGIMiddleware:
             return
         state = RequestScope(request, self.resolvers, message)
         guard = _Guard(kind, request, state, _outside(send, outer), receive)
-        with state.context(root=True):
+        root = state.context(root=True)
+        with Context.isolated(), root:
             try:
                 await self.app(scope, _outside(receive, outer), guard.send)
             except Exception:

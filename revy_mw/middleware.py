@@ -79,15 +79,16 @@ def _report_polluted(depth: int) -> None:
     """A request started inside a context it did not open.
 
     Servers can hand a request the context variables of an earlier one
-    (CPython #140947). The request's context sets every value itself, so
-    nothing of the stale context is seen; this is logged once per process.
+    (CPython #140947). The request runs on an empty stack of its own
+    (``Context.isolated()``), so nothing of the stale context is seen; this
+    is logged once per process.
     """
     global _polluted_reported
     if not _polluted_reported:
         _polluted_reported = True
         logger.warning(
             "revy: a request started inside %d tracking context(s) it did not "
-            "open; the request's own context hides them. This is reported once.",
+            "open; the request runs isolated from them. This is reported once.",
             depth,
         )
 
@@ -299,7 +300,8 @@ class RevyMiddleware:
         scope = self._begin(request)
         if isinstance(scope, HttpResponseBase):
             return scope
-        with scope.context(root=True):
+        root = scope.context(root=True)
+        with Context.isolated(), root:
             response = self.get_response(request)
         if scope.actor.requires_decision(response.status_code):  # type: ignore[union-attr]
             scope.actor.settle()
@@ -309,7 +311,8 @@ class RevyMiddleware:
         scope = self._begin(request)
         if isinstance(scope, HttpResponseBase):
             return scope
-        with scope.context(root=True):
+        root = scope.context(root=True)
+        with Context.isolated(), root:
             response = await self.get_response(request)  # type: ignore[misc]
         if scope.actor.requires_decision(response.status_code):
             await scope.actor.asettle()

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.http.request import HttpHeaders
 
+from revy_core import Context
 from revy_mw.headers import CommitMessageError
 from revy_mw.middleware import RequestScope, error_body, read_commit_message
 from revy_mw.resolvers import (
@@ -144,7 +145,8 @@ class RevyWSGIMiddleware:
             return [deny(environ, start_response, 400, error.code, error.detail)]
         scope = RequestScope(request, self.resolvers, message)
         exchange = _Exchange(environ, start_response, scope)
-        with scope.context(root=True):
+        root = scope.context(root=True)
+        with Context.isolated(), root:
             try:
                 result = self.app(environ, exchange.start_response)
             except Exception:

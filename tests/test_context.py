@@ -1353,3 +1353,18 @@ def test_frames_behave_like_a_stack_of_scopes(operations):
         while contexts:
             contexts.pop().__exit__(None, None, None)
     assert Context.depth() == 0
+
+
+def test_isolated_hides_the_callers_stack_and_restores_it():
+    outer = Context(revision_description="outer")
+    with outer:
+        with Context.isolated():
+            assert Context.depth() == 0
+            assert Context.is_disabled()
+            assert Context.get_revision_description() is None
+            with Context(revision_description="inner"):
+                assert Context.depth() == 1
+                assert Context.get_revision_description() == "inner"
+        assert Context.depth() == 1
+        assert Context.get_revision_description() == "outer"
+    assert Context.depth() == 0

@@ -311,7 +311,11 @@ def test_a_stale_context_around_the_request_is_hidden(caller, world, caplog):
         ),
     ):
         response = caller.post("/sync/write")
+        path = "/sync/probe" if caller.transport == "wsgi" else "/async/probe"
+        probe = body(caller.get(path))
     assert response.status_code == 200
+    # The request runs on a stack of its own: the stale context is not in it.
+    assert probe["depth"] == 1
     deltas = history()["objects"]
     assert {actor_of(d) for d in deltas} == {label(world.alice)}
     assert {d.description for d in deltas} == {""}

@@ -141,6 +141,9 @@ def check_field_settings(**kwargs: Any) -> list[checks.CheckMessage]:
 
 
 def register() -> None:
+    from revy_core.retention import check_retention
+
     checks.register(check_history_models)
+    checks.register(check_retention)
     checks.register(check_model_lists)
     checks.register(check_field_settings)

@@ -11,7 +11,7 @@ own model with ``REVY_REVISION_MODEL``, ``REVY_OBJECT_DELTA_MODEL`` and
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -22,6 +22,9 @@ from django.utils import timezone
 from revy_core.conf import revy_settings
 from revy_core.deletion import CASCADE, SET, SET_DEFAULT, SET_NULL
 from revy_core.snapshot import ObjectSnapshot
+
+if TYPE_CHECKING:
+    from revy_core.revert import RevertResult
 
 __all__ = [
     "CASCADE",
@@ -49,6 +52,18 @@ class AbstractRevision(models.Model):
 
     def __str__(self) -> str:
         return self.description or f"Revision {self.pk}"
+
+    def revert(self, **kwargs: Any) -> RevertResult:
+        """Undo this revision's changes as a new revision (``revy_core.revert``)."""
+        from revy_core.revert import revert
+
+        return revert(self, **kwargs)
+
+    async def arevert(self, **kwargs: Any) -> RevertResult:
+        """``revert`` for async code."""
+        from revy_core.revert import arevert
+
+        return await arevert(self, **kwargs)
 
 
 class AbstractDelta(models.Model):

@@ -1,0 +1,122 @@
+"""revy_backfill: baseline Creates for rows that existed before tracking."""
+
+from __future__ import annotations
+
+import decimal
+from io import StringIO
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import CommandError, call_command
+
+from revy_core import Context
+from revy_core.backfill import DESCRIPTION, backfill
+from revy_core.models import AttributeDelta, ObjectDelta, ObjectSnapshot, Revision
+from tests.testapp.history import changes, history_counts, object_deltas
+from tests.testapp.models import Account, Profile, Untracked
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("revy_backfill", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_rows_without_a_create_get_one_with_current_values():
+    old = [Account.objects.create(name=f"a{i}", balance=i) for i in range(7)]
+    with Context():
+        tracked = Account.objects.create(name="tracked")
+    result = backfill([Account], batch_size=3)
+    assert result.created == {"testapp.Account": 7}
+    assert result.revision_id is not None
+    revision = Revision.objects.get(pk=result.revision_id)
+    assert revision.description == DESCRIPTION
+    for account in old:
+        (delta,) = object_deltas(account)
+        assert delta.action == ObjectDelta.ACTION_CREATE
+        assert delta.revision_id == revision.pk
+        assert delta.actor_id is None
+        assert changes(delta)["name"] == (None, account.name)
+        assert changes(delta)["balance"] == (None, f"{account.balance}.00")
+    assert len(object_deltas(tracked)) == 1
+
+
+def test_snapshot_of_the_baseline_is_the_row():
+    account = Account.objects.create(name="old", balance=decimal.Decimal("3.25"))
+    backfill([Account])
+    delta = (
+        ObjectDelta.objects.filter(
+            content_type=ContentType.objects.get_for_model(Account),
+            content_id=str(account.pk),
+        )
+        .annotate(snapshot=ObjectSnapshot(Account))
+        .get()
+    )
+    assert delta.snapshot.name == "old"
+    assert delta.snapshot.balance == decimal.Decimal("3.25")
+
+
+def test_idempotent_and_resumable():
+    for i in range(5):
+        Account.objects.create(name=f"a{i}")
+    backfill([Account], batch_size=2)
+    counts = history_counts()
+    assert backfill([Account]).total == 0
+    assert history_counts() == counts
+    # Rows added later (or left by an interrupted run) are done by the next run.
+    Account.objects.create(name="late")
+    assert backfill([Account]).total == 1
+
+
+def test_rows_updated_but_never_created_in_history_get_a_baseline():
+    account = Account.objects.create(name="before")
+    with Context():
+        account.name = "after"
+        account.save()
+    backfill([Account])
+    deltas = object_deltas(account)
+    assert [d.action for d in deltas] == ["update", "create"]
+    assert changes(deltas[1])["name"] == (None, "after")
+
+
+def test_masked_and_excluded_fields_follow_the_settings(django_user_model):
+    user = django_user_model.objects.create_user("u", password="pw")
+    profile = Profile.objects.create(user=user, secret="s3", cache="c", bio="b")
+    backfill([Profile])
+    recorded = changes(object_deltas(profile)[0])
+    assert recorded["secret"] == (None, "[masked]")
+    assert "cache" not in recorded
+
+
+def test_dry_run_writes_nothing():
+    Account.objects.create(name="a")
+    before = history_counts()
+    result = backfill([Account], dry_run=True)
+    assert result.created == {"testapp.Account": 1}
+    assert result.revision_id is None
+    assert history_counts() == before
+
+
+def test_untracked_model_is_refused():
+    with pytest.raises(ValueError, match="not tracked"):
+        backfill([Untracked])
+    with pytest.raises(CommandError, match="not tracked"):
+        run("testapp.Untracked")
+
+
+def test_command_reports_and_progress():
+    for i in range(3):
+        Account.objects.create(name=f"a{i}")
+    err = StringIO()
+    out = StringIO()
+    call_command("revy_backfill", "testapp.Account", stdout=out, stderr=err)
+    assert "testapp.Account: 3 baseline(s)" in out.getvalue()
+    assert "3 row(s) given a baseline in revision" in out.getvalue()
+    assert "testapp.Account [" in err.getvalue()
+    assert AttributeDelta.objects.filter(field_name="name").count() == 3
+    out = StringIO()
+    err = StringIO()
+    call_command("revy_backfill", "testapp.Account", "--quiet", stdout=out, stderr=err)
+    assert out.getvalue() == err.getvalue() == ""

@@ -1,0 +1,172 @@
+"""Revision.revert(): undo a revision as a new revision."""
+
+from __future__ import annotations
+
+import decimal
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+
+from revy_core import Context
+from revy_core.models import ObjectDelta, Revision
+from revy_core.revert import RevertConflict
+from tests.testapp.history import changes, history_counts, object_deltas
+from tests.testapp.models import Account, Profile
+
+pytestmark = pytest.mark.django_db
+
+
+def latest() -> Revision:
+    return Revision.objects.latest("pk")
+
+
+@pytest.fixture
+def account() -> Account:
+    with Context.via_revision_description("open"):
+        return Account.objects.create(name="a", balance=decimal.Decimal(1))
+
+
+def test_update_is_set_back(account):
+    with Context.via_revision_description("typo"):
+        account.name = "b"
+        account.balance = decimal.Decimal(5)
+        account.save()
+    typo = latest()
+    actor = User.objects.create_user("fixer")
+    result = typo.revert(actor=actor)
+    account.refresh_from_db()
+    assert (account.name, account.balance) == ("a", decimal.Decimal(1))
+    assert result.revision_id is not None
+    new = Revision.objects.get(pk=result.revision_id)
+    assert new.description == f"Revert revision {typo.pk}: typo"
+    delta = object_deltas(account)[-1]
+    assert delta.revision_id == new.pk
+    assert delta.actor_id == str(actor.pk)
+    assert changes(delta) == {"name": ("b", "a"), "balance": ("5.00", "1.00")}
+    assert result.updated == {f"testapp.Account {account.pk}": ["name", "balance"]}
+
+
+def test_create_is_deleted_and_delete_is_restored(account):
+    opened = latest()
+    pk = account.pk
+    opened.revert()
+    assert not Account.objects.filter(pk=pk).exists()
+    deletion = latest()
+    assert deletion.description == f"Revert revision {opened.pk}: open"
+    result = deletion.revert()
+    restored = Account.objects.get(pk=pk)
+    assert (restored.name, restored.balance) == ("a", decimal.Decimal(1))
+    assert result.restored == [f"testapp.Account {pk}"]
+    assert object_deltas(restored)[-1].action == ObjectDelta.ACTION_CREATE
+
+
+def test_later_change_of_the_same_field_is_refused_unless_forced(account):
+    with Context.via_revision_description("rename"):
+        account.name = "b"
+        account.save()
+    rename = latest()
+    with Context.via_revision_description("rename again"):
+        account.name = "c"
+        account.save()
+    again = latest()
+    counts = history_counts()
+    with pytest.raises(RevertConflict) as caught:
+        rename.revert()
+    message = str(caught.value)
+    assert f"Cannot revert revision {rename.pk}" in message
+    assert f"field 'name' was changed later by revision {again.pk}" in message
+    assert history_counts() == counts
+    rename.revert(force=True)
+    account.refresh_from_db()
+    assert account.name == "a"
+
+
+def test_later_change_of_another_field_is_no_conflict(account):
+    with Context():
+        account.name = "b"
+        account.save()
+    rename = latest()
+    with Context():
+        account.balance = decimal.Decimal(9)
+        account.save()
+    rename.revert()
+    account.refresh_from_db()
+    assert (account.name, account.balance) == ("a", decimal.Decimal(9))
+
+
+def test_later_deletion_conflicts_and_force_skips(account):
+    with Context():
+        account.name = "b"
+        account.save()
+    rename = latest()
+    with Context():
+        account.delete()
+    with pytest.raises(RevertConflict):
+        rename.revert()
+    result = rename.revert(force=True)
+    assert result.skipped
+    assert "deleted since" in result.skipped[0]
+    assert result.revision_id is None
+
+
+def test_masked_fields_are_not_restored(django_user_model):
+    user = django_user_model.objects.create_user("u")
+    with Context():
+        profile = Profile.objects.create(user=user, secret="one", bio="x")
+    with Context():
+        profile.secret = "two"
+        profile.bio = "y"
+        profile.save()
+    result = latest().revert()
+    profile.refresh_from_db()
+    assert (profile.secret, profile.bio) == ("two", "x")
+    assert result.skipped == [
+        f"testapp.Profile {profile.pk} field 'secret': masked in history"
+    ]
+
+
+def test_dry_run(account):
+    with Context():
+        account.name = "b"
+        account.save()
+    counts = history_counts()
+    result = latest().revert(dry_run=True)
+    assert result.updated
+    assert result.revision_id is None
+    account.refresh_from_db()
+    assert account.name == "b"
+    assert history_counts() == counts
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_arevert():
+    with Context():
+        account = await Account.objects.acreate(name="a")
+    with Context():
+        account.name = "b"
+        await account.asave()
+    revision = await Revision.objects.alatest("pk")
+    await revision.arevert()
+    await account.arefresh_from_db()
+    assert account.name == "a"
+
+
+def test_command(account):
+    with Context():
+        account.name = "b"
+        account.save()
+    rename = latest()
+    with Context():
+        account.name = "c"
+        account.save()
+    out = StringIO()
+    with pytest.raises(CommandError, match="later by revision"):
+        call_command("revy_revert", str(rename.pk), stdout=out)
+    call_command(
+        "revy_revert", str(rename.pk), "--force", "--message", "undo", stdout=out
+    )
+    assert f"set back testapp.Account {account.pk}: name" in out.getvalue()
+    assert latest().description == "undo"

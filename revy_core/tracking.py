@@ -52,8 +52,13 @@ __all__ = [
     "ObjectChange",
     "Tracker",
     "baseline",
+    "create_change",
+    "deletion_change",
+    "forget_baseline",
     "install",
     "is_tracked",
+    "rebaseline",
+    "record",
     "tracker_for",
     "write_history",
 ]
@@ -140,6 +145,23 @@ def _rebaseline(instance: Model, tracker: Tracker, attnames: Iterable[str]) -> N
             marks.pop(attname, None)
         if chains:
             chains.pop(attname, None)
+    d[_BASE] = base
+
+
+def rebaseline(instance: Model, tracker: Tracker, attnames: Iterable[str]) -> None:
+    """Take the current values of ``attnames`` as what the database holds."""
+    _rebaseline(instance, tracker, attnames)
+
+
+def forget_baseline(instance: Model, attnames: Iterable[str]) -> None:
+    """Forget the stored values of ``attnames`` (the next save reads them)."""
+    d = instance.__dict__
+    base = dict(baseline(instance) or ())
+    marks = d.get(_MARKS)
+    for attname in attnames:
+        base.pop(attname, None)
+        if marks:
+            marks.pop(attname, None)
     d[_BASE] = base
 
 
@@ -308,7 +330,7 @@ def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
                 change = _update_change(self, tracker, fields, prior, frame)
             else:
                 fields = tracker.fields
-                change = _create_change(self, tracker, frame)
+                change = create_change(self, tracker, frame)
             if change is not None:
                 write_history(using, [change], frame)
         _rebaseline(self, tracker, [f.attname for f in fields])
@@ -377,9 +399,8 @@ def _who(values: Mapping[str, Any]) -> tuple[Model | None, str]:
     return values.get("actor"), values.get("attribute_delta_description") or ""
 
 
-def _create_change(instance: Model, tracker: Tracker, frame: Frame) -> ObjectChange:
-    from revy_core.conf import get_attribute_delta_model, get_object_delta_model
-
+def create_change(instance: Model, tracker: Tracker, frame: Frame) -> ObjectChange:
+    """A Create object delta holding the initial value of every field."""
     object_delta = get_object_delta_model()
     set_ = get_attribute_delta_model().ACTION_SET  # type: ignore[attr-defined]
     d = instance.__dict__
@@ -410,8 +431,6 @@ def _update_change(
     prior: Mapping[str, Any],
     frame: Frame,
 ) -> ObjectChange | None:
-    from revy_core.conf import get_attribute_delta_model, get_object_delta_model
-
     set_ = get_attribute_delta_model().ACTION_SET  # type: ignore[attr-defined]
     d = instance.__dict__
     base = baseline(instance) or {}
@@ -628,6 +647,59 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
         )
 
 
+def record(
+    model: type[Model],
+    pk: Any,
+    action: str,
+    values: Mapping[str, tuple[Any, Any]],
+    *,
+    using: str | None = None,
+) -> None:
+    """Record a change made where revy cannot see it (raw SQL, ``QuerySet.raw``).
+
+    ``action`` is an ``ObjectDelta`` action; ``values`` maps field names to
+    ``(old, new)`` Python values (``None`` for the side a Create or Delete
+    lacks). The change is written in the current context, with its actor and
+    descriptions, inside the caller's transaction; outside an enabled
+    context nothing is written.
+    """
+    frame = current_frame()
+    tracker = _trackers.get(model)
+    if frame is None or not frame.tracking or tracker is None:
+        return
+    object_delta = get_object_delta_model()
+    attribute_delta = get_attribute_delta_model()
+    unset = action == object_delta.ACTION_DELETE  # type: ignore[attr-defined]
+    attribute_action = (
+        attribute_delta.ACTION_UNSET  # type: ignore[attr-defined]
+        if unset
+        else attribute_delta.ACTION_SET  # type: ignore[attr-defined]
+    )
+    actor, description = _who(frame.values)
+    change = ObjectChange(
+        model=model,
+        pk=pk,
+        action=action,
+        actor=actor,
+        description=frame.values.get("object_delta_description") or "",
+    )
+    for name, (old, new) in values.items():
+        tf = tracker.by_name.get(name) or tracker.by_attname[name]
+        change.attributes.append(
+            AttributeChange(
+                tf.name,
+                None if old is None else _stored(tf, old),
+                None if new is None else _stored(tf, new),
+                attribute_action,
+                actor,
+                description,
+            )
+        )
+    using = using or router.db_for_write(model)
+    with transaction.atomic(using=using, savepoint=False):
+        write_history(using, [change], frame)
+
+
 # Installation ---------------------------------------------------------------
 
 
@@ -638,8 +710,12 @@ def _labels(model: type[Model]) -> list[str]:
 
 def _wanted(model: type[Model]) -> bool:
     meta = model._meta
-    if meta.abstract or meta.swapped or meta.auto_created:
+    if meta.abstract or meta.swapped:
         return False
+    if meta.auto_created:
+        # A many-to-many table Django creates is tracked with its model.
+        owner = meta.auto_created
+        return isinstance(owner, type) and owner is not model and _wanted(owner)
     label = meta.label_lower
     history = {
         revy_settings.revision_model.lower(),
@@ -704,7 +780,9 @@ def _patch(model: type[Model], name: str, wrap: Callable[[Any], Any]) -> None:
 
 def install() -> None:
     """Track every wanted model of the app registry (runs in ``ready()``)."""
-    for model in apps.get_models():
+    from revy_core import queryset
+
+    for model in apps.get_models(include_auto_created=True):
         if not _wanted(model):
             continue
         _trackers[model] = build_tracker(model)
@@ -717,6 +795,7 @@ def install() -> None:
         if model.__init__ is Model.__init__:
             model.__init__ = _construct  # type: ignore[method-assign]
     _watch_init_signals()
+    queryset.install()
 
 
 def _forget_fast_load() -> None:

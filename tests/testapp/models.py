@@ -142,3 +142,45 @@ class Post(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Label(models.Model):
+    name = models.CharField(max_length=50, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Article(models.Model):
+    """Many-to-many relations: an auto-created through table and a custom one."""
+
+    title = models.CharField(max_length=100, blank=True, default="")
+    labels = models.ManyToManyField(Label, blank=True, related_name="articles")
+    members = models.ManyToManyField(
+        Organization, through="ArticleMember", blank=True, related_name="articles"
+    )
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ArticleMember(models.Model):
+    article = models.ForeignKey(Article, on_delete=models.CASCADE)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    role = models.CharField(max_length=20, default="member")
+
+    class Meta:
+        unique_together = [("article", "organization")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} in {self.article_id}"
+
+
+class Code(models.Model):
+    """A model whose primary key is a string the application chooses."""
+
+    code = models.CharField(max_length=20, primary_key=True)
+    name = models.CharField(max_length=100, blank=True, default="")
+
+    def __str__(self) -> str:
+        return self.code

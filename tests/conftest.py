@@ -11,3 +11,13 @@ def _clean_context():
     assert Context.depth() == 0
     yield
     assert Context.depth() == 0
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``soak`` run only when selected: ``-m soak`` (make soak)."""
+    if "soak" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="a soak test: make soak (pytest -m soak)")
+    for item in items:
+        if item.get_closest_marker("soak") is not None:
+            item.add_marker(skip)

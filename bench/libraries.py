@@ -7,8 +7,11 @@ Each adapter gives, for the library of this process:
 - ``unit(actor)``: that context around a transaction: one web request's
   write (every timed write runs in one);
 - ``history_rows()``: rows in the library's history tables;
-- ``state_as_of(obj, n)``: the object as it was after its n-th change
-  (``None``: the library cannot rebuild a past state);
+- ``change_id(obj, n)``: the id of the object's n-th change, as a history
+  page links to it (read untimed);
+- ``state_as_of(obj, change_id)``: the object as it was after that change
+  (libraries that cannot rebuild a past state have ``supports_state``
+  false);
 - ``history(obj)``: the object's history, listed as a history page would
   show it (what changed, not only that something did).
 """
@@ -50,9 +53,12 @@ class Library:
     def history_rows(self) -> int:
         return 0
 
-    def state_as_of(self, obj: Any, n: int) -> Any:
+    def change_id(self, obj: Any, n: int) -> Any:
+        return obj.pk
+
+    def state_as_of(self, obj: Any, change_id: Any) -> Any:
         # The A/A control: the same read as the untracked side.
-        return type(obj).objects.get(pk=obj.pk)
+        return type(obj).objects.get(pk=change_id)
 
     def history(self, obj: Any) -> list[Any]:
         return list(type(obj).objects.filter(owner_id=obj.owner_id).order_by("pk"))
@@ -95,10 +101,17 @@ class Revy(Library):
             content_id=str(obj.pk),
         ).order_by("pk")
 
-    def state_as_of(self, obj: Any, n: int) -> Any:
-        from revy_core.models import ObjectSnapshot
+    def change_id(self, obj: Any, n: int) -> Any:
+        return self._deltas(obj).values_list("pk", flat=True)[n - 1]
 
-        delta = self._deltas(obj).annotate(snapshot=ObjectSnapshot(type(obj)))[n - 1]
+    def state_as_of(self, obj: Any, change_id: Any) -> Any:
+        from revy_core.models import ObjectDelta, ObjectSnapshot
+
+        delta = (
+            ObjectDelta.objects.filter(pk=change_id)
+            .annotate(snapshot=ObjectSnapshot(type(obj)))
+            .get()
+        )
         return delta.snapshot
 
     def history(self, obj: Any) -> list[Any]:
@@ -181,11 +194,19 @@ class Reversion(Library):
 
         return int(Revision.objects.count() + Version.objects.count())
 
-    def state_as_of(self, obj: Any, n: int) -> Any:
+    def change_id(self, obj: Any, n: int) -> Any:
         from reversion.models import Version
 
-        version = Version.objects.get_for_object(obj).order_by("pk")[n - 1]
-        return version._object_version.object
+        return (
+            Version.objects.get_for_object(obj)
+            .order_by("pk")
+            .values_list("pk", flat=True)[n - 1]
+        )
+
+    def state_as_of(self, obj: Any, change_id: Any) -> Any:
+        from reversion.models import Version
+
+        return Version.objects.get(pk=change_id)._object_version.object
 
     def history(self, obj: Any) -> list[Any]:
         from reversion.models import Version

@@ -61,7 +61,7 @@ DB_LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 def _num(value: float | None, digits: int = 2) -> str:
     if value is None:
         return "-"
-    if digits == 0 or float(value).is_integer():
+    if digits == 0 or abs(value - round(value)) < 1e-6:
         return f"{value:.0f}"
     return f"{value:.{digits}f}"
 
@@ -128,6 +128,14 @@ def render(report: dict[str, Any]) -> str:
     if versions:
         lines.append(f"- versions: {', '.join(dict.fromkeys(versions))}")
     lines.append(f"- wall time: {report['seconds']:.0f} s")
+    load = report.get("load_average")
+    if load:
+        lines.append(
+            "- load average (1, 5, 15 min) at start: "
+            + ", ".join(f"{x:.1f}" for x in load["start"])
+            + "; at end: "
+            + ", ".join(f"{x:.1f}" for x in load["end"])
+        )
     for note in report.get("notes", []):
         lines.append(f"- note: {note}")
     lines += [
@@ -265,6 +273,7 @@ def render(report: dict[str, Any]) -> str:
         if values and min(values) > limit:
             misses.append(f"context {key[:-3]}: {_num(min(values))} µs vs ≤ {limit} µs")
 
+    lines += _history_size(report.get("history_size"))
     lines += ["", "## revy's missed targets", ""]
     lines += [f"- {miss}" for miss in misses] or ["- none"]
     errors = [
@@ -275,3 +284,52 @@ def render(report: dict[str, Any]) -> str:
     if errors:
         lines += ["", "## Errors (see latest.json)", "", *errors]
     return "\n".join(lines) + "\n"
+
+
+def _history_size(run: dict[str, Any] | None) -> list[str]:
+    entry = ((run or {}).get("scenarios") or {}).get("history_size")
+    if not entry:
+        return []
+    sizes = [key for key in entry if key.isdigit()]
+    lines = [
+        "",
+        "## History size (revy, PostgreSQL)",
+        "",
+        "One object with 100 changes; the tables also hold the given number of "
+        "object deltas of other objects (one attribute delta each). Median µs "
+        "per read.",
+        "",
+        "| stored object deltas | state as of change 50 µs | list history µs |",
+        "|---|---|---|",
+    ]
+    for size in sizes:
+        lines.append(
+            f"| {int(size):,} | {_num(entry[size]['state_as_of_us'], 0)} "
+            f"| {_num(entry[size]['history_list_us'], 0)} |"
+        )
+    growth = entry["growth"]
+    state, listing = growth["state_as_of_us"], growth["history_list_us"]
+    lines.append(f"| growth | x{state:.2f} | x{listing:.2f} |")
+    largest = sizes[-1]
+    for name, plan in entry[largest]["plans"].items():
+        lines += ["", f"`EXPLAIN ANALYZE`, {name}, {int(largest):,} deltas:", ""]
+        lines += ["```", plan, "```"]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Renders a results file again: ``python -m bench.report [latest.json]``."""
+    import json
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    source = Path(args[0] if args else Path(__file__).parent / "results/latest.json")
+    markdown = render(json.loads(source.read_text()))
+    source.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -64,12 +64,37 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _work(lib: str, db: str, quick: bool, only: list[str] | None) -> dict[str, Any]:
+    """Runs ``bench.worker`` for one pair and returns what it wrote."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, "-m", "bench.worker", "--lib", lib, "--db", db]
+        command += ["--out", out.name]
+        if quick:
+            command.append("--quick")
+        if only:
+            command += ["--only", *only]
+        code = subprocess.call(command, cwd=ROOT, env=os.environ.copy())
+        try:
+            run: dict[str, Any] = json.loads(Path(out.name).read_text())
+        except (OSError, ValueError):
+            run = {"lib": lib, "db": db, "errors": {}}
+    if code:
+        run.setdefault("errors", {})["process"] = f"exit {code}"
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run")
     parser.add_argument("--libs", nargs="*")
     parser.add_argument("--dbs", nargs="*")
     parser.add_argument("--only", nargs="*", help="scenario groups")
+    parser.add_argument(
+        "--big",
+        action="store_true",
+        help="also time revy's snapshot and history at 1,000 and 1,000,000 "
+        "stored deltas (PostgreSQL; slow to seed)",
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
@@ -83,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             dbs = [db for db in dbs if db != "postgres"]
     runs: list[dict[str, Any]] = []
     started = time.perf_counter()
+    load_before = os.getloadavg()
     for lib in libs:
         module = MODULES.get(lib)
         if module and importlib.util.find_spec(module) is None:
@@ -92,35 +118,21 @@ def main(argv: list[str] | None = None) -> int:
             if lib == "pghistory" and db != "postgres":
                 continue
             print(f"bench: {lib} on {db} ...", file=sys.stderr, flush=True)
-            with tempfile.NamedTemporaryFile(suffix=".json") as out:
-                command = [
-                    sys.executable,
-                    "-m",
-                    "bench.worker",
-                    "--lib",
-                    lib,
-                    "--db",
-                    db,
-                    "--out",
-                    out.name,
-                ]
-                if args.quick:
-                    command.append("--quick")
-                if args.only:
-                    command += ["--only", *args.only]
-                code = subprocess.call(command, cwd=ROOT, env=os.environ.copy())
-                try:
-                    run = json.loads(Path(out.name).read_text())
-                except (OSError, ValueError):
-                    run = {"lib": lib, "db": db, "errors": {"process": f"exit {code}"}}
-            if code:
-                run.setdefault("errors", {})["process"] = f"exit {code}"
+            run = _work(lib, db, args.quick, args.only)
             print(
                 f"bench: {lib} on {db}: {run.get('seconds', 0):.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
             runs.append(run)
+    history_size = None
+    if args.big and ("postgres" in dbs or not args.dbs):
+        reason = _postgres_available()
+        if reason:
+            notes.append(f"--big skipped: {reason}.")
+        else:
+            print("bench: revy history size on postgres ...", file=sys.stderr)
+            history_size = _work("revy", "postgres", args.quick, ["history_size"])
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"
@@ -133,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
+        "load_average": {"start": load_before, "end": os.getloadavg()},
         "notes": notes,
         "runs": runs,
+        "history_size": history_size,
     }
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -329,12 +329,13 @@ class Bench:
         n = self.sizes.reads
         library = self.library
         if library.supports_state:
+            change = library.change_id(obj, 50)
 
             def prepare_state(side: Side) -> Pass:
                 def run() -> None:
                     if side is self.tracked:
                         for _ in range(n):
-                            library.state_as_of(obj, 50)
+                            library.state_as_of(obj, change)
                     else:
                         for _ in range(n):
                             Untracked.objects.get(pk=twin.pk)

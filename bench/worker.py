@@ -98,8 +98,13 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             },
         )
+        from bench.big import history_size
+
         errors = {}
-        for name, scenario in SCENARIOS.items():
+        groups = {**SCENARIOS, "history_size": history_size}
+        for name, scenario in groups.items():
+            if name == "history_size" and name not in (args.only or ()):
+                continue
             if args.only and name not in args.only:
                 continue
             try:

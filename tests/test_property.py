@@ -1,4 +1,9 @@
-"""Property: a snapshot at any past object delta is the state at that step."""
+"""Property: a snapshot at any past object delta is the state at that step.
+
+Steps mix every write path: ``create``, ``bulk_create``, ``save``,
+``QuerySet.update`` (plain values and an expression), ``bulk_update``,
+``Model.delete`` and ``QuerySet.delete``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
+from django.db.models.functions import Upper
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -141,20 +147,38 @@ def _run(data: Any) -> None:
     steps = data.draw(st.integers(min_value=1, max_value=12), label="steps")
     for _ in range(steps):
         actor = data.draw(st.sampled_from(actors), label="actor")
-        operations = ["create"] + (["update", "delete", "reload"] if live else [])
+        operations = ["create", "bulk_create"] + (
+            [
+                "update",
+                "queryset_update",
+                "expression_update",
+                "bulk_update",
+                "delete",
+                "queryset_delete",
+                "reload",
+            ]
+            if live
+            else []
+        )
         operation = data.draw(st.sampled_from(operations), label="operation")
         if operation == "reload":
             index = data.draw(st.integers(0, len(live) - 1), label="reload")
-            live[index] = Everything.objects.get(pk=live[index].pk)
+            if data.draw(st.booleans(), label="refresh"):
+                live[index].refresh_from_db()
+            else:
+                live[index] = Everything.objects.get(pk=live[index].pk)
             continue
         before = ObjectDelta.objects.count()
         with Context.via_actor(actor):
-            if operation == "create":
+            if operation in ("create", "bulk_create"):
                 values = data.draw(st.fixed_dictionaries(fields), label="create")
-                instance = Everything.objects.create(**values)
+                if operation == "create":
+                    instance = Everything.objects.create(**values)
+                else:
+                    (instance,) = Everything.objects.bulk_create([Everything(**values)])
                 live.append(instance)
                 pk = instance.pk
-            elif operation == "update":
+            elif operation in ("update", "bulk_update"):
                 index = data.draw(st.integers(0, len(live) - 1), label="update")
                 instance = live[index]
                 # Assignments, possibly repeated, each under the operation's
@@ -175,20 +199,49 @@ def _run(data: Any) -> None:
                             setattr(instance, name, value)
                     else:
                         setattr(instance, name, value)
-                instance.save()
+                if operation == "update":
+                    instance.save()
+                else:
+                    names = sorted({name for name, _ in assignments})
+                    Everything.objects.bulk_update([instance], names)
                 pk = instance.pk
+            elif operation in ("queryset_update", "expression_update"):
+                index = data.draw(st.integers(0, len(live) - 1), label="update")
+                pk = live[index].pk
+                if operation == "queryset_update":
+                    names = data.draw(
+                        st.lists(st.sampled_from(sorted(fields)), min_size=1),
+                        label="names",
+                    )
+                    values = {
+                        name: data.draw(fields[name], label=name) for name in names
+                    }
+                    Everything.objects.filter(pk=pk).update(**values)
+                else:
+                    Everything.objects.filter(pk=pk).update(slug=Upper("slug"))
+                # The instance in memory is stale: reload it, as a program
+                # that keeps using it must.
+                live[index].refresh_from_db()
             else:
                 index = data.draw(st.integers(0, len(live) - 1), label="delete")
                 instance = live.pop(index)
                 pk = instance.pk
                 final = state(Everything.objects.get(pk=pk))
-                instance.delete()
-        if operation != "delete":
+                if operation == "delete":
+                    instance.delete()
+                else:
+                    Everything.objects.filter(pk=pk).delete()
+        if operation not in ("delete", "queryset_delete"):
             final = state(Everything.objects.get(pk=pk))
         delta = last_delta(pk)
         if ObjectDelta.objects.count() == before:
-            # A save that changed nothing records nothing.
-            assert operation == "update"
+            # A write that changed nothing records nothing.
+            assert operation in {
+                "update",
+                "bulk_update",
+                "queryset_update",
+                "expression_update",
+            }
             continue
         assert ObjectDelta.objects.count() == before + 1
         assert delta is not None
@@ -196,8 +249,13 @@ def _run(data: Any) -> None:
             delta.action
             == {
                 "create": ObjectDelta.ACTION_CREATE,
+                "bulk_create": ObjectDelta.ACTION_CREATE,
                 "update": ObjectDelta.ACTION_UPDATE,
+                "bulk_update": ObjectDelta.ACTION_UPDATE,
+                "queryset_update": ObjectDelta.ACTION_UPDATE,
+                "expression_update": ObjectDelta.ACTION_UPDATE,
                 "delete": ObjectDelta.ACTION_DELETE,
+                "queryset_delete": ObjectDelta.ACTION_DELETE,
             }[operation]
         )
         expected[delta.pk] = (final, actor)

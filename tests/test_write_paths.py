@@ -556,18 +556,17 @@ def test_cascade_delete_of_many_children_costs_a_handful_of_queries(children):
     table = connection.ops.quote_name(Account._meta.db_table)
 
     def batched(sql: list[str]) -> int:
-        return sum(
-            q.startswith(
-                (
-                    f"DELETE FROM {table}",
-                    'SELECT "testapp_transaction"',
-                    'SELECT "testapp_comment"',
-                    "SELECT `testapp_transaction`",
-                    "SELECT `testapp_comment`",
-                )
-            )
-            for q in sql
+        # On MySQL, Django also empties the nullable key of the rows before
+        # deleting them (no deferred constraint checks), 100 rows a statement.
+        starts = (
+            f"DELETE FROM {table}",
+            f"UPDATE {table}",
+            'SELECT "testapp_transaction"',
+            'SELECT "testapp_comment"',
+            "SELECT `testapp_transaction`",
+            "SELECT `testapp_comment`",
         )
+        return sum(q.startswith(starts) for q in sql)
 
     assert len(django) - batched(django) == len(few) - batched(few)
 

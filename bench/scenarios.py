@@ -76,6 +76,18 @@ QUICK = Sizes(
 )
 
 
+# The harness's own test: every code path, as little work as possible.
+SMOKE = Sizes(
+    repeats=2,
+    ops=5,
+    transactions=1,
+    reads=5,
+    requests=5,
+    bulk=50,
+    bulk_repeats=1,
+    loops=100,
+)
+
 _TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "END")
 
 

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", choices=["sqlite", "postgres"], required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (tests)")
     parser.add_argument("--only", nargs="*", help="scenario groups to run")
     args = parser.parse_args(argv)
 
@@ -78,13 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         from django.db import connection
 
         from bench.libraries import get_library
-        from bench.scenarios import FULL, QUICK, SCENARIOS, Bench
+        from bench.scenarios import FULL, QUICK, SCENARIOS, SMOKE, Bench
 
         call_command("makemigrations", "benchapp", verbosity=0)
         call_command("migrate", verbosity=0)
         library = get_library(args.lib)
         library.setup()
-        bench = Bench(library, QUICK if args.quick else FULL)
+        sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
+        bench = Bench(library, sizes)
         bench.setup()
         output.update(
             label=library.label,

@@ -138,18 +138,41 @@ def _erase_values(
     return total
 
 
+def _identifying_values(instance: Model) -> list[str]:
+    """The text values of an instance's own fields (masked fields left out)."""
+    from revy_core.tracking import tracker_for
+
+    tracker = tracker_for(type(instance))
+    masked = {"password"}
+    if tracker is not None:
+        masked |= {f.name for f in tracker.fields if f.masked}
+    found = []
+    for model_field in instance._meta.concrete_fields:
+        if model_field.name in masked or not isinstance(
+            model_field, models.CharField | models.TextField
+        ):
+            continue
+        value = getattr(instance, model_field.attname, None)
+        if isinstance(value, str) and len(value) >= MIN_SEARCH_LENGTH:
+            found.append(value)
+    return found
+
+
 def _leftovers(values: Iterable[str], using: str) -> list[Leftover]:
     found: list[Leftover] = []
+    unique: dict[str, str] = {}
+    for value in sorted(values):
+        unique.setdefault(value.casefold(), value)
     sources = [
         ("revision", get_revision_model()),
         ("object delta", get_object_delta_model()),
         ("attribute delta", get_attribute_delta_model()),
     ]
-    for value in sorted(values):
+    for value in unique.values():
         for kind, model in sources:
             pks = (
                 model._default_manager.db_manager(using)
-                .filter(description__contains=value)
+                .filter(description__icontains=value)
                 .order_by("pk")
                 .values_list("pk", flat=True)
             )
@@ -267,6 +290,7 @@ def erase_actor(
         revision = _record([(content_type, str(actor.pk))], reason, by, using)
         result.revision_id = None if dry_run else revision.pk
         searched.add(str(actor))
+        searched.update(_identifying_values(actor))
         result.leftovers = _leftovers(
             [v for v in searched if len(v) >= MIN_SEARCH_LENGTH], using
         )

@@ -20,6 +20,7 @@ they are left as they are and listed in ``RevertResult.skipped``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,9 @@ from revy_core.tracking import tracker_for
 __all__ = ["RevertConflict", "RevertResult", "arevert", "revert"]
 
 DESCRIPTION = "Revert revision {pk}: {description}"
+BATCH_SIZE = 500
+#: Conflicts listed in the error; the rest are counted.
+MAX_CONFLICTS = 100
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,15 @@ class Conflict:
 class RevertConflict(Exception):
     """Later revisions changed what a revert would undo."""
 
-    def __init__(self, revision_id: int, conflicts: list[Conflict]) -> None:
+    def __init__(
+        self, revision_id: int, conflicts: list[Conflict], count: int | None = None
+    ) -> None:
         self.revision_id = revision_id
         self.conflicts = conflicts
+        self.count = len(conflicts) if count is None else count
         lines = "\n".join(f"- {c}" for c in conflicts)
+        if self.count > len(conflicts):
+            lines += f"\n- ... and {self.count - len(conflicts)} more"
         super().__init__(
             f"Cannot revert revision {revision_id}: later revisions changed the "
             f"same data (use force to overwrite):\n{lines}"
@@ -94,10 +103,10 @@ def revert(
     description: str | None = None,
     using: str | None = None,
     dry_run: bool = False,
+    batch_size: int = BATCH_SIZE,
 ) -> RevertResult:
     """Undo every change of ``revision`` as a new revision; see the module doc."""
     object_delta = get_object_delta_model()
-    attribute_delta = get_attribute_delta_model()
     revision_pk = revision if isinstance(revision, int) else revision.pk
     using = using or (
         revision._state.db
@@ -105,10 +114,6 @@ def revert(
         else router.db_for_write(object_delta)
     )
     od = object_delta._default_manager.db_manager(using)
-    ad = attribute_delta._default_manager.db_manager(using)
-    create = object_delta.ACTION_CREATE  # type: ignore[attr-defined]
-    delete = object_delta.ACTION_DELETE  # type: ignore[attr-defined]
-    deltas = list(od.filter(revision_id=revision_pk).order_by("-pk"))
     description_of = (
         description
         if description is not None
@@ -125,52 +130,13 @@ def revert(
         )
     )
     conflicts: list[Conflict] = []
-    plan: list[tuple[Model, type[Model], dict[str, Any]]] = []
-    for delta in deltas:
-        model = (
-            ContentType.objects.db_manager(using)
-            .get_for_id(
-                delta.content_type_id  # type: ignore[attr-defined]
-            )
-            .model_class()
-        )
-        if model is None or delta.action == ERASE:  # type: ignore[attr-defined]
-            continue
-        later = od.filter(
-            content_type_id=delta.content_type_id,  # type: ignore[attr-defined]
-            content_id=delta.content_id,  # type: ignore[attr-defined]
-            pk__gt=delta.pk,
-        ).exclude(action=ERASE)
-        changed = dict(
-            ad.filter(
-                content_type_id=delta.content_type_id,  # type: ignore[attr-defined]
-                content_id=delta.content_id,  # type: ignore[attr-defined]
-                parent__gt=delta.pk,
-            )
-            .order_by("-pk")
-            .values_list("field_name", "revision_id")
-        )
-        old: dict[str, Any] = {}
-        for name, value in (
-            ad.filter(parent=delta)
-            .order_by("pk")
-            .values_list("field_name", "old_value")
-        ):
-            old.setdefault(name, value)
-        label, object_id = model._meta.label, delta.content_id  # type: ignore[attr-defined]
-        if delta.action in (create, delete):  # type: ignore[attr-defined]
-            first_later = later.order_by("pk").first()
-            if first_later is not None:
-                conflicts.append(
-                    Conflict(label, object_id, None, first_later.revision_id)  # type: ignore[attr-defined]
-                )
-        else:
-            for name in old:
-                if name in changed:
-                    conflicts.append(Conflict(label, object_id, name, changed[name]))
-        plan.append((delta, model, old))
-    if conflicts and not force:
-        raise RevertConflict(revision_pk, conflicts)
+    found = 0
+    if not force:
+        for _, _, _, found_here in _steps(revision_pk, using, batch_size, check=True):
+            found += len(found_here)
+            conflicts.extend(found_here[: MAX_CONFLICTS - len(conflicts)])
+    if found:
+        raise RevertConflict(revision_pk, conflicts, found)
 
     result = RevertResult()
     with transaction.atomic(using=using):
@@ -182,7 +148,9 @@ def revert(
             actor=actor,
             revision_description=description_of,
         ):
-            for delta, model, old in plan:
+            for delta, model, old, _ in _steps(
+                revision_pk, using, batch_size, check=False
+            ):
                 _undo(delta, model, old, using, result)
         if od.filter(revision=new_revision).exists():
             result.revision_id = new_revision.pk
@@ -192,6 +160,78 @@ def revert(
             transaction.set_rollback(True, using=using)
             result.revision_id = None
     return result
+
+
+def _steps(
+    revision_pk: int, using: str, batch_size: int, *, check: bool
+) -> Iterator[tuple[Model, type[Model], dict[str, Any], list[Conflict]]]:
+    """The revision's object deltas, newest first, in batches (keyset on pk).
+
+    Each comes with its model, the old value of each field it changed, and
+    (with ``check``) what later deltas conflict with undoing it.
+    """
+    object_delta = get_object_delta_model()
+    od = object_delta._default_manager.db_manager(using)
+    ad = get_attribute_delta_model()._default_manager.db_manager(using)
+    content_types = ContentType.objects.db_manager(using)
+    create = object_delta.ACTION_CREATE  # type: ignore[attr-defined]
+    delete = object_delta.ACTION_DELETE  # type: ignore[attr-defined]
+    deltas = od.filter(revision_id=revision_pk).exclude(action=ERASE).order_by("-pk")
+    last: int | None = None
+    while True:
+        page = deltas if last is None else deltas.filter(pk__lt=last)
+        batch = list(page[:batch_size])
+        if not batch:
+            return
+        last = batch[-1].pk
+        olds: dict[int, dict[str, Any]] = {delta.pk: {} for delta in batch}
+        rows = (
+            ad.filter(parent__in=list(olds))
+            .order_by("pk")
+            .values_list("parent", "field_name", "old_value")
+        )
+        for parent, name, value in rows:
+            olds[parent].setdefault(name, value)
+        for delta in batch:
+            type_id = delta.content_type_id  # type: ignore[attr-defined]
+            object_id = delta.content_id  # type: ignore[attr-defined]
+            model = content_types.get_for_id(type_id).model_class()
+            if model is None:
+                continue
+            old = olds[delta.pk]
+            found: list[Conflict] = []
+            label = model._meta.label
+            if not check:
+                pass
+            elif delta.action in (create, delete):  # type: ignore[attr-defined]
+                first_later = (
+                    od.filter(
+                        content_type_id=type_id, content_id=object_id, pk__gt=delta.pk
+                    )
+                    .exclude(action=ERASE)
+                    .order_by("pk")
+                    .values_list("revision_id", flat=True)
+                    .first()
+                )
+                if first_later is not None:
+                    found.append(Conflict(label, object_id, None, first_later))
+            else:
+                changed = (
+                    ad.filter(
+                        content_type_id=type_id,
+                        content_id=object_id,
+                        parent__gt=delta.pk,
+                        field_name__in=list(old),
+                    )
+                    .order_by("pk")
+                    .values_list("field_name", "revision_id")
+                )
+                seen: set[str] = set()
+                for name, later_revision in changed:
+                    if name not in seen:
+                        seen.add(name)
+                        found.append(Conflict(label, object_id, name, later_revision))
+            yield delta, model, old, found
 
 
 def _undo(
@@ -248,21 +288,6 @@ def _undo(
         result.updated[label] = names
 
 
-async def arevert(
-    revision: Model | int,
-    *,
-    actor: Model | None = None,
-    force: bool = False,
-    description: str | None = None,
-    using: str | None = None,
-    dry_run: bool = False,
-) -> RevertResult:
-    """``revert`` for async code (runs it in a worker thread)."""
-    return await sync_to_async(revert)(
-        revision,
-        actor=actor,
-        force=force,
-        description=description,
-        using=using,
-        dry_run=dry_run,
-    )
+async def arevert(revision: Model | int, **kwargs: Any) -> RevertResult:
+    """``revert`` for async code (runs it in a worker thread); same arguments."""
+    return await sync_to_async(revert)(revision, **kwargs)

@@ -6,8 +6,10 @@ import decimal
 from io import StringIO
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.db import connections
 
 from revy_core import Context
 from revy_core.models import ObjectDelta, Revision
@@ -143,6 +145,15 @@ def test_dry_run(account):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
 async def test_arevert():
+    try:
+        await _arevert()
+    finally:
+        # Close the worker thread's connection, so the test database can be
+        # dropped at the end of the session.
+        await sync_to_async(connections.close_all)()
+
+
+async def _arevert() -> None:
     with Context():
         account = await Account.objects.acreate(name="a")
     with Context():
@@ -165,8 +176,34 @@ def test_command(account):
     out = StringIO()
     with pytest.raises(CommandError, match="later by revision"):
         call_command("revy_revert", str(rename.pk), stdout=out)
+    fixer = User.objects.create_user("fixer")
     call_command(
-        "revy_revert", str(rename.pk), "--force", "--message", "undo", stdout=out
+        "revy_revert",
+        str(rename.pk),
+        "--force",
+        "--message",
+        "undo",
+        "--by",
+        "auth.User",
+        str(fixer.pk),
+        stdout=out,
     )
     assert f"set back testapp.Account {account.pk}: name" in out.getvalue()
     assert latest().description == "undo"
+    assert object_deltas(account)[-1].actor_id == str(fixer.pk)
+
+
+def test_large_revision_in_batches():
+    imported = Revision(description="import")
+    with Context.via_revision(imported):
+        accounts = [Account.objects.create(name=f"a{i}") for i in range(5)]
+    with Context.via_revision(Revision(description="rename some")):
+        for account in accounts[:3]:
+            account.name = "renamed"
+            account.save()
+    with pytest.raises(RevertConflict) as caught:
+        imported.revert(batch_size=2)
+    assert caught.value.count == 3
+    result = imported.revert(batch_size=2, force=True)
+    assert len(result.deleted) == 5
+    assert not Account.objects.exists()

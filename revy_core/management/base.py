@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Model
@@ -13,7 +14,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from revy_core.history import model_from_label
 
-__all__ = ["OperationCommand", "Progress", "parse_model", "parse_moment"]
+__all__ = ["OperationCommand", "Progress", "instance", "parse_model", "parse_moment"]
 
 BAR_WIDTH = 30
 
@@ -49,6 +50,15 @@ def parse_model(label: str) -> type[Model]:
         return model_from_label(label)
     except LookupError as error:
         raise CommandError(str(error)) from error
+
+
+def instance(label: str, pk: str) -> Model:
+    """The object ``pk`` of model ``label``, or a ``CommandError``."""
+    model = parse_model(label)
+    try:
+        return model._base_manager.get(pk=pk)
+    except (ObjectDoesNotExist, ValueError, ValidationError) as error:
+        raise CommandError(f"No {model._meta.label} with pk {pk!r}.") from error
 
 
 def parse_moment(value: str) -> datetime.datetime:

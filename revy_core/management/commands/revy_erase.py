@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.core.management.base import CommandError, CommandParser
-from django.db.models import Model
 
 from revy_core.erasure import erase_actor, erase_object
-from revy_core.management.base import OperationCommand, Progress, parse_model
-
-
-def _instance(label: str, pk: str) -> Model:
-    model = parse_model(label)
-    try:
-        return model._base_manager.get(pk=pk)
-    except (ObjectDoesNotExist, ValueError) as error:
-        raise CommandError(f"No {model._meta.label} with pk {pk!r}.") from error
+from revy_core.management.base import (
+    OperationCommand,
+    Progress,
+    instance,
+    parse_model,
+)
 
 
 class Command(OperationCommand):
@@ -57,7 +52,7 @@ class Command(OperationCommand):
         super().add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        by = _instance(*options["by"]) if options["by"] else None
+        by = instance(*options["by"]) if options["by"] else None
         progress = Progress(self, options["quiet"])
 
         def step(done: int, total: int) -> None:
@@ -80,7 +75,7 @@ class Command(OperationCommand):
                 )
             else:
                 result = erase_actor(
-                    _instance(*options["actor"]),
+                    instance(*options["actor"]),
                     unlink=not options["keep_actor_links"],
                     **common,
                 )
@@ -97,7 +92,9 @@ class Command(OperationCommand):
             self.stdout.write(
                 "Not erased (free-text descriptions containing an erased value):"
             )
+            rows: dict[tuple[str, int], list[str]] = {}
             for leftover in result.leftovers:
-                self.stdout.write(
-                    f"  {leftover.kind} {leftover.pk}: contains {leftover.value!r}"
-                )
+                rows.setdefault((leftover.kind, leftover.pk), []).append(leftover.value)
+            for (kind, pk), found in sorted(rows.items()):
+                listed = ", ".join(repr(value) for value in found)
+                self.stdout.write(f"  {kind} {pk}: contains {listed}")

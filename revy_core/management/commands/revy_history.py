@@ -21,7 +21,10 @@ def _value(value: Any) -> str:
 
 def _lines(entry: Entry) -> list[list[str]]:
     when = entry.created_at.strftime("%Y-%m-%d %H:%M:%S")
-    head = [when, f"#{entry.revision_id}", entry.action, entry.actor, entry.message]
+    message = entry.message
+    if entry.description:
+        message = f"{message} ({entry.description})" if message else entry.description
+    head = [when, f"#{entry.revision_id}", entry.action, entry.actor, message]
     if not entry.changes:
         return [[*head, ""]]
     rows = []

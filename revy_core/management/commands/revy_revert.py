@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from revy_core.management.base import OperationCommand
+from revy_core.management.base import OperationCommand, instance
 from revy_core.revert import RevertConflict, revert
 
 
@@ -26,12 +26,20 @@ class Command(OperationCommand):
             "skip what cannot be undone",
         )
         parser.add_argument("--message", help="description of the new revision")
+        parser.add_argument(
+            "--by",
+            nargs=2,
+            metavar=("MODEL", "PK"),
+            help="the actor of the revert (default: the system)",
+        )
         super().add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        by = instance(*options["by"]) if options["by"] else None
         try:
             result = revert(
                 options["revision"],
+                actor=by,
                 force=options["force"],
                 description=options["message"],
                 using=options["database"],

@@ -50,6 +50,10 @@ class Library:
     def get_actor(self) -> Callable[[], Any] | None:
         return None
 
+    def bare_context(self) -> contextlib.AbstractContextManager[Any] | None:
+        """The library's context with nothing set, where it has one."""
+        return None
+
     def history_rows(self) -> int:
         return 0
 
@@ -69,18 +73,23 @@ class Revy(Library):
     label = "revy"
     distribution = "revy"
 
-    def context(self, actor: Any) -> contextlib.AbstractContextManager[Any]:
+    def setup(self) -> None:
         from revy_core import Context
         from revy_core.conf import get_revision_model
 
+        self.Context = Context
+        self.revision_model = get_revision_model()
+
+    def context(self, actor: Any) -> contextlib.AbstractContextManager[Any]:
         # What revy_mw opens per request: the actor and a lazy revision,
         # created by the first change only.
-        return Context(actor=actor, revision=get_revision_model())
+        return self.Context(actor=actor, revision=self.revision_model)
+
+    def bare_context(self) -> contextlib.AbstractContextManager[Any] | None:
+        return self.Context()
 
     def get_actor(self) -> Callable[[], Any] | None:
-        from revy_core import Context
-
-        return Context.get_actor
+        return self.Context.get_actor  # type: ignore[no-any-return]
 
     def history_rows(self) -> int:
         from revy_core.models import AttributeDelta, ObjectDelta, Revision
@@ -128,16 +137,19 @@ class SimpleHistory(Library):
     label = "simple-history"
     distribution = "django-simple-history"
 
-    @contextlib.contextmanager
-    def context(self, actor: Any) -> Iterator[None]:
+    def setup(self) -> None:
         from simple_history.models import HistoricalRecords
 
+        self.local = HistoricalRecords.context
+
+    @contextlib.contextmanager
+    def context(self, actor: Any) -> Iterator[None]:
         # What HistoryRequestMiddleware does per request.
-        HistoricalRecords.context.request = _Request(actor)
+        self.local.request = _Request(actor)
         try:
             yield
         finally:
-            del HistoricalRecords.context.request
+            del self.local.request
 
     def get_actor(self) -> Callable[[], Any] | None:
         from simple_history.models import HistoricalRecords
@@ -167,12 +179,15 @@ class Reversion(Library):
     label = "reversion"
     distribution = "django-reversion"
 
-    @contextlib.contextmanager
-    def context(self, actor: Any) -> Iterator[None]:
+    def setup(self) -> None:
         import reversion
 
-        with reversion.create_revision(atomic=False):
-            reversion.set_user(actor)
+        self.reversion = reversion
+
+    @contextlib.contextmanager
+    def context(self, actor: Any) -> Iterator[None]:
+        with self.reversion.create_revision(atomic=False):
+            self.reversion.set_user(actor)
             yield
 
     @contextlib.contextmanager
@@ -220,10 +235,13 @@ class Auditlog(Library):
     distribution = "django-auditlog"
     supports_state = False
 
-    def context(self, actor: Any) -> contextlib.AbstractContextManager[Any]:
+    def setup(self) -> None:
         from auditlog.context import set_actor
 
-        return set_actor(actor)
+        self.set_actor = set_actor
+
+    def context(self, actor: Any) -> contextlib.AbstractContextManager[Any]:
+        return self.set_actor(actor)  # type: ignore[no-any-return]
 
     def get_actor(self) -> Callable[[], Any] | None:
         from auditlog.context import auditlog_value
@@ -248,15 +266,15 @@ class Pghistory(Library):
     postgres_only = True
 
     def setup(self) -> None:
+        import pghistory
         import pgtrigger
 
         pgtrigger.install()
+        self.pghistory = pghistory
 
     def context(self, actor: Any) -> contextlib.AbstractContextManager[Any]:
-        import pghistory
-
         # What pghistory's HistoryMiddleware records per request.
-        return pghistory.context(user=actor.pk, url="/bench/")
+        return self.pghistory.context(user=actor.pk, url="/bench/")  # type: ignore[no-any-return]
 
     def _model(self) -> Any:
         return apps.get_model("benchapp", "TrackedEvent")

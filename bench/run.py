@@ -64,11 +64,13 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _work(lib: str, db: str, quick: bool, only: list[str] | None) -> dict[str, Any]:
+def _work(
+    lib: str, db: str, quick: bool, only: list[str] | None, *extra: str
+) -> dict[str, Any]:
     """Runs ``bench.worker`` for one pair and returns what it wrote."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [sys.executable, "-m", "bench.worker", "--lib", lib, "--db", db]
-        command += ["--out", out.name]
+        command += ["--out", out.name, *extra]
         if quick:
             command.append("--quick")
         if only:
@@ -132,7 +134,14 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"--big skipped: {reason}.")
         else:
             print("bench: revy history size on postgres ...", file=sys.stderr)
-            history_size = _work("revy", "postgres", args.quick, ["history_size"])
+            history_size = _work(
+                "revy",
+                "postgres",
+                args.quick,
+                ["history_size"],
+                "--db-name",
+                "revy_bench_revy_size",
+            )
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"

@@ -474,6 +474,16 @@ class Bench:
             "enter_exit_us": best(enter_exit) - loop_us,
             "get_actor_us": None,
         }
+        bare = library.bare_context()
+        if bare is not None:
+            make_bare = type(bare)
+
+            def bare_enter_exit() -> None:
+                for _ in range(loops):
+                    with make_bare():
+                        pass
+
+            entry["bare_enter_exit_us"] = best(bare_enter_exit) - loop_us
         get_actor = library.get_actor()
         if get_actor is not None:
 

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (tests)")
+    parser.add_argument("--db-name", help="PostgreSQL database (revy_bench_<lib>)")
     parser.add_argument("--only", nargs="*", help="scenario groups to run")
     args = parser.parse_args(argv)
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     (workdir / package).mkdir()
     (workdir / package / "__init__.py").write_text("")
     sys.path.insert(0, str(workdir))
-    db_name = f"revy_bench_{args.lib}"
+    db_name = args.db_name or f"revy_bench_{args.lib}"
     os.environ.update(
         BENCH_LIB=args.lib,
         BENCH_DB=args.db,

@@ -37,7 +37,7 @@ TARGETS: dict[str, dict[str, tuple[float | None, float | None]]] = {
     "load_5000": {"sqlite": (1.00, None), "postgres": (1.00, None)},
     "construct_5000": {"sqlite": (1.10, None), "postgres": (1.10, None)},
 }
-CONTEXT_TARGETS = {"enter_exit_us": 1.5, "get_actor_us": 0.2}
+CONTEXT_TARGETS = {"bare_enter_exit_us": 1.5, "get_actor_us": 0.2}
 
 LIB_ORDER = [
     "untracked",
@@ -224,16 +224,19 @@ def render(report: dict[str, Any]) -> str:
         "",
         "## Absolute figures",
         "",
-        "Context: the library's request context (actor set) entered and exited, "
-        "and reading the actor inside it, in µs (best of 5, loop cost "
-        "subtracted). Untracked µs: one untracked create, for scale. Peak RSS "
+        "Bare context: `with Context(): pass` (revy only). Request context: "
+        "the library's request context, built with its actor (and for revy "
+        "a lazy revision) as its middleware builds it, entered and exited; "
+        "get actor: reading the actor inside it. µs, best of 5, loop cost "
+        "subtracted. Untracked µs: one untracked create, for scale. Peak RSS "
         "of the whole process.",
         "",
     ]
     header = [
         "library",
         "database",
-        "context enter+exit µs",
+        "bare context µs",
+        "request context enter+exit µs",
         "get actor µs",
         "untracked create µs",
         "peak RSS MB",
@@ -255,6 +258,7 @@ def render(report: dict[str, Any]) -> str:
                     [
                         LABELS[lib],
                         DB_LABELS[db],
+                        _num(context.get("bare_enter_exit_us")),
                         _num(context.get("enter_exit_us")),
                         _num(context.get("get_actor_us")),
                         _num(create.get("untracked_us_per_op"), 0),
@@ -271,7 +275,8 @@ def render(report: dict[str, Any]) -> str:
     for key, limit in CONTEXT_TARGETS.items():
         values = [c[key] for c in revy_contexts if c and c.get(key) is not None]
         if values and min(values) > limit:
-            misses.append(f"context {key[:-3]}: {_num(min(values))} µs vs ≤ {limit} µs")
+            what = "context enter+exit" if key.startswith("bare") else "get_actor"
+            misses.append(f"{what}: {_num(min(values))} µs vs ≤ {limit} µs")
 
     lines += _history_size(report.get("history_size"))
     lines += ["", "## revy's missed targets", ""]

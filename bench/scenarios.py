@@ -55,14 +55,14 @@ class Sizes:
 
 
 FULL = Sizes(
-    repeats=11,
-    ops=200,
-    transactions=20,
-    reads=200,
-    requests=200,
+    repeats=7,
+    ops=100,
+    transactions=10,
+    reads=100,
+    requests=100,
     bulk=10_000,
-    bulk_repeats=3,
-    loops=50_000,
+    bulk_repeats=2,
+    loops=20_000,
 )
 QUICK = Sizes(
     repeats=3,

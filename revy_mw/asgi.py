@@ -57,7 +57,12 @@ class ScopeRequest:
         self.scope = scope
         meta: dict[str, str] = {}
         for raw_name, raw_value in scope.get("headers") or ():
-            name = raw_name.decode("latin-1").upper().replace("-", "_")
+            name = raw_name.decode("latin-1")
+            if "_" in name:
+                # As Django does: X_Api_Token would pass a proxy that filters
+                # X-Api-Token and then read as the same key.
+                continue
+            name = name.upper().replace("-", "_")
             key = name if name in _UNPREFIXED else f"HTTP_{name}"
             value = raw_value.decode("latin-1")
             meta[key] = f"{meta[key]},{value}" if key in meta else value

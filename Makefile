@@ -58,6 +58,41 @@ test-matrix: ## Run the suite on the oldest and the newest supported Django and 
 	$(MAKE) test DJANGO=4.2 ASGIREF=3.6.0
 	$(MAKE) test DJANGO=5.2
 
+# Database servers: PostgreSQL on 127.0.0.1:5432 (user postgres) and MariaDB on
+# 127.0.0.1:3306 (user root), as tests/settings.py says. Each run creates and
+# drops its own test database, named REVY_TEST_DB_NAME (runs side by side
+# need different names); by default it is named after the dependency set.
+REVY_TEST_DB_NAME ?= test_revy$(subst .,_,$(subst -,_,$(VENV:.venv%=%)))
+
+.PHONY: test-postgres
+test-postgres: $(STAMP) ## Run revy's test suite on PostgreSQL
+	REVY_TEST_DATABASE=postgres REVY_TEST_DB_NAME=$(REVY_TEST_DB_NAME) \
+		$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-mariadb
+test-mariadb: $(STAMP) ## Run revy's test suite on MariaDB
+	REVY_TEST_DATABASE=mariadb REVY_TEST_DB_NAME=$(REVY_TEST_DB_NAME) \
+		$(PY) -m pytest $(PYTEST_ARGS)
+
+# test-all: the two dependency sets of test-matrix, each on SQLite (revy and
+# the sample site), PostgreSQL and MariaDB (revy). The virtualenvs are built
+# first, one at a time; then the six runs share TEST_JOBS jobs, each run's
+# output printed whole when it ends.
+SET_django4.2 := DJANGO=4.2 ASGIREF=3.6.0
+SET_django5.2 := DJANGO=5.2
+TEST_SETS := django4.2 django5.2
+TEST_RUNS := $(foreach set,$(TEST_SETS),$(foreach db,test test-postgres test-mariadb,run/$(db)/$(set)))
+TEST_JOBS ?= 3
+
+.PHONY: test-all
+test-all: browsers ## Run the suite on SQLite, PostgreSQL and MariaDB, with Django 4.2 and 5.2
+	@$(foreach set,$(TEST_SETS),$(MAKE) --no-print-directory venv $(SET_$(set)) &&) true
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(TEST_RUNS)
+
+.PHONY: $(TEST_RUNS)
+$(TEST_RUNS): run/%:
+	@$(MAKE) --no-print-directory $(firstword $(subst /, ,$*)) $(SET_$(lastword $(subst /, ,$*)))
+
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy (strict) and makemigrations --check
 	$(PY) -m ruff check .
@@ -100,3 +135,7 @@ bench: $(BENCH_STAMP) ## Benchmark revy and its peers on SQLite and PostgreSQL (
 .PHONY: bench-quick
 bench-quick: $(STAMP) ## Smoke benchmark under a minute: revy and untracked, SQLite
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
+.PHONY: bench-scale
+bench-scale: $(STAMP) ## History at scale on PostgreSQL: one object's history at 1,000 vs 1,000,000 deltas
+	$(PY) -m bench.scale $(BENCH_SCALE_ARGS)

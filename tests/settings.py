@@ -1,8 +1,15 @@
-"""Settings of the test suite. The database comes from REVY_TEST_DATABASE."""
+"""Settings of the test suite.
+
+REVY_TEST_DATABASE picks the database: ``sqlite`` (the default, in memory),
+``postgres`` (127.0.0.1:5432, user postgres) or ``mariadb`` (127.0.0.1:3306,
+user root). REVY_TEST_DB_NAME names the test database the run creates and
+drops on a server (default ``test_revy``): give parallel runs different names.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 SECRET_KEY = "tests-only"
 DEBUG = False
@@ -11,24 +18,30 @@ TIME_ZONE = "UTC"
 ALLOWED_HOSTS = ["*"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-_DATABASES = {
+_NAME = os.environ.get("REVY_TEST_DB_NAME", "test_revy")
+_DATABASES: dict[str, dict[str, Any]] = {
     "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
     "postgres": {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": "revy",
+        "NAME": _NAME,
         "HOST": "127.0.0.1",
         "PORT": "5432",
         "USER": "postgres",
+        "TEST": {"NAME": _NAME},
     },
     "mariadb": {
         "ENGINE": "django.db.backends.mysql",
-        "NAME": "revy",
+        "NAME": _NAME,
         "HOST": "127.0.0.1",
         "PORT": "3306",
         "USER": "root",
         "PASSWORD": "",
         "OPTIONS": {"charset": "utf8mb4"},
-        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+        "TEST": {
+            "NAME": _NAME,
+            "CHARSET": "utf8mb4",
+            "COLLATION": "utf8mb4_unicode_ci",
+        },
     },
 }
 DATABASE = os.environ.get("REVY_TEST_DATABASE", "sqlite")
@@ -36,7 +49,11 @@ if DATABASE == "mariadb":
     import pymysql
 
     pymysql.install_as_MySQLdb()
-DATABASES = {"default": _DATABASES[DATABASE]}
+# "other": a second database of the same kind, for writes with ``using=``.
+_OTHER = {**_DATABASES[DATABASE], "NAME": f"{_NAME}_other"}
+if DATABASE != "sqlite":
+    _OTHER["TEST"] = {**_OTHER["TEST"], "NAME": f"{_NAME}_other"}
+DATABASES = {"default": _DATABASES[DATABASE], "other": _OTHER}
 
 INSTALLED_APPS = [
     "django.contrib.auth",

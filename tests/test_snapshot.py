@@ -51,6 +51,10 @@ def state(instance: Model) -> dict[str, Any]:
     return result
 
 
+def typed(value: Any) -> tuple[type, Any]:
+    return type(value), value
+
+
 def typed_state(instance: Model) -> dict[str, tuple[type, Any]]:
     return {name: (type(value), value) for name, value in state(instance).items()}
 
@@ -109,6 +113,10 @@ def test_every_field_type_round_trips():
     (snapshot,) = snapshots(Everything, thing.pk)
     stored = Everything.objects.get(pk=thing.pk)
     assert typed_state(snapshot) == typed_state(stored)
+    # The same Python values on every database: what was saved, type for type.
+    assert {name: typed(getattr(snapshot, name)) for name in EVERYTHING} == {
+        name: typed(value) for name, value in EVERYTHING.items()
+    }
     assert snapshot.moment == EVERYTHING["moment"]
     assert snapshot.moment.utcoffset() is not None
     assert isinstance(snapshot.pk, uuid.UUID)

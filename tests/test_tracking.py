@@ -6,14 +6,13 @@ import datetime
 import decimal
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
-from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from revy_core import Context
 from revy_core.models import AttributeDelta, ObjectDelta, Revision
@@ -717,30 +716,9 @@ def test_values_and_iterator_loads_keep_baselines(account):
 # Databases -----------------------------------------------------------------
 
 
-@pytest.fixture
-def other_database(tmp_path: Path):
-    """A second SQLite database, migrated, under the alias ``other``."""
-    alias = "other"
-    config = dict(connections.settings["default"])
-    config.update(
-        ENGINE="django.db.backends.sqlite3",
-        NAME=str(tmp_path / "other.sqlite3"),
-        OPTIONS={},
-        TEST={"NAME": None},
-    )
-    connections.settings[alias] = config
-    # Connect directly: the alias is not one the test case was set up with.
-    connections[alias].connect()
-    try:
-        call_command("migrate", database=alias, verbosity=0)
-        yield alias
-    finally:
-        connections[alias].close()
-        del connections[alias]
-        del connections.settings[alias]
-
-
-def test_save_using_writes_history_to_that_database(other_database, user):
+@pytest.mark.django_db(databases=["default", "other"])
+def test_save_using_writes_history_to_that_database(user):
+    other_database = "other"
     with Context(), Context.via_revision_description("elsewhere"):
         account = Account(name="remote")
         account.save(using=other_database)
@@ -1033,6 +1011,44 @@ def test_statements_do_not_grow_with_the_number_of_fields(
             thing.save()
     _, last = object_deltas(thing)
     assert len(attributes(last)) == 19
+
+
+@pytest.mark.parametrize("returns_keys", [True, False], ids=["bulk", "one_by_one"])
+def test_object_deltas_of_one_write_go_in_bulk_where_the_backend_returns_keys(
+    returns_keys, monkeypatch
+):
+    """One insert of object deltas where the backend returns the keys of a bulk
+    insert (PostgreSQL, SQLite, MariaDB 10.5+), one insert each where it cannot
+    (MySQL, older MariaDB); attribute deltas always go in one insert."""
+    if returns_keys:
+        assert connection.features.can_return_rows_from_bulk_insert
+    else:
+        monkeypatch.setattr(
+            type(connection.features), "can_return_rows_from_bulk_insert", False
+        )
+    accounts = [Account.objects.create(name=f"a{i}") for i in range(3)]
+    _warm_up()
+    with Context(), CaptureQueriesContext(connection) as captured:
+        Account.objects.filter(pk__in=[a.pk for a in accounts]).update(name="b")
+    sql = [q["sql"] for q in captured.captured_queries]
+    object_inserts = [
+        q for q in sql if q.startswith(_statement("INSERT INTO", "revy_object_delta"))
+    ]
+    attribute_inserts = [
+        q
+        for q in sql
+        if q.startswith(_statement("INSERT INTO", "revy_attribute_delta"))
+    ]
+    assert (len(object_inserts), len(attribute_inserts)) == (
+        1 if returns_keys else 3,
+        1,
+    )
+    for account in accounts:
+        (delta,) = object_deltas(account)
+        assert delta.action == ObjectDelta.ACTION_UPDATE
+        assert changes(delta) == {"name": (account.name, "b")}
+        (attribute,) = attributes(delta)
+        assert attribute.content_id == str(account.pk)
 
 
 def test_tracked_load_costs_no_extra_queries(account, django_assert_num_queries):

@@ -109,7 +109,8 @@ def render(report: dict[str, Any]) -> str:
     dbs = [db for db in ("sqlite", "postgres") if any(key[1] == db for key in runs)]
     machine = report["machine"]
     lines = [
-        f"# revy benchmark{' (quick run)' if report.get('quick') else ''}",
+        f"# revy benchmark{' (quick run)' if report.get('quick') else ''}"
+        f"{'' if report.get('complete', True) else ' (partial: still running)'}",
         "",
         f"- date: {report['date']}",
         f"- machine: {machine['nproc']} CPUs ({machine['cpu']}), "

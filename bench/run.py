@@ -9,6 +9,7 @@ prints the Markdown report.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import importlib.util
 import json
@@ -17,6 +18,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also time revy's snapshot and history at 1,000 and 1,000,000 "
         "stored deltas (PostgreSQL; slow to seed)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="pairs run at once (default 1; more only on a machine already "
+        "shared with other work, where ratios are all that is kept anyway)",
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
@@ -108,64 +117,92 @@ def main(argv: list[str] | None = None) -> int:
         if reason:
             notes.append(f"PostgreSQL skipped: {reason}.")
             dbs = [db for db in dbs if db != "postgres"]
-    runs: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    load_before = os.getloadavg()
+    if args.jobs > 1:
+        notes.append(f"{args.jobs} pairs ran at once.")
+    pairs: list[tuple[str, str, list[str] | None, tuple[str, ...]]] = []
     for lib in libs:
         module = MODULES.get(lib)
         if module and importlib.util.find_spec(module) is None:
             notes.append(f"{lib} skipped: not installed in {sys.prefix}.")
             continue
-        for db in dbs:
-            if lib == "pghistory" and db != "postgres":
-                continue
-            print(f"bench: {lib} on {db} ...", file=sys.stderr, flush=True)
-            run = _work(lib, db, args.quick, args.only)
-            print(
-                f"bench: {lib} on {db}: {run.get('seconds', 0):.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-            runs.append(run)
-    history_size = None
+        pairs += [
+            (lib, db, args.only, ())
+            for db in dbs
+            if lib != "pghistory" or db == "postgres"
+        ]
     if args.big and ("postgres" in dbs or not args.dbs):
         reason = _postgres_available()
         if reason:
             notes.append(f"--big skipped: {reason}.")
         else:
-            print("bench: revy history size on postgres ...", file=sys.stderr)
-            history_size = _work(
-                "revy",
-                "postgres",
-                args.quick,
-                ["history_size"],
-                "--db-name",
-                "revy_bench_revy_size",
+            pairs.append(
+                (
+                    "revy",
+                    "postgres",
+                    ["history_size"],
+                    ("--db-name", "revy_bench_revy_size"),
+                )
             )
-    report = {
+    report: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"
         ),
         "quick": args.quick,
-        "seconds": time.perf_counter() - started,
+        "seconds": 0.0,
         "machine": {
             "nproc": os.cpu_count(),
             "cpu": _cpu_model(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "load_average": {"start": load_before, "end": os.getloadavg()},
+        "load_average": {"start": os.getloadavg(), "end": os.getloadavg()},
         "notes": notes,
-        "runs": runs,
-        "history_size": history_size,
+        "runs": [],
+        "history_size": None,
+        "complete": False,
     }
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    lock = threading.Lock()
+
+    def one(pair: tuple[str, str, list[str] | None, tuple[str, ...]]) -> None:
+        lib, db, only, extra = pair
+        what = "history size" if only == ["history_size"] else ""
+        print(f"bench: {lib} {what}on {db} ...", file=sys.stderr, flush=True)
+        run = _work(lib, db, args.quick, only, *extra)
+        print(
+            f"bench: {lib} {what}on {db}: {run.get('seconds', 0):.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        with lock:
+            if only == ["history_size"]:
+                report["history_size"] = run
+            else:
+                report["runs"].append(run)
+            _write(report, out_dir, started)
+
+    with concurrent.futures.ThreadPoolExecutor(max(args.jobs, 1)) as pool:
+        for future in [pool.submit(one, pair) for pair in pairs]:
+            future.result()
+    report["complete"] = True
+    markdown = _write(report, out_dir, started)
+    print(markdown)
+    failed = [run for run in report["runs"] if run.get("errors")]
+    return 1 if failed else 0
+
+
+def _write(report: dict[str, Any], out_dir: Path, started: float) -> str:
+    """Writes the results so far (a partial run is still a readable report)."""
+    order = {lib: i for i, lib in enumerate(LIBS)}
+    report["runs"].sort(key=lambda run: (order.get(run["lib"], 99), run["db"]))
+    report["seconds"] = time.perf_counter() - started
+    report["load_average"]["end"] = os.getloadavg()
     (out_dir / "latest.json").write_text(json.dumps(report, indent=2))
     markdown = render(report)
     (out_dir / "latest.md").write_text(markdown)
-    print(markdown)
-    return 1 if any(run.get("errors") for run in runs) else 0
+    return markdown
 
 
 if __name__ == "__main__":

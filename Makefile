@@ -139,3 +139,18 @@ bench-quick: $(STAMP) ## Smoke benchmark under a minute: revy and untracked, SQL
 .PHONY: bench-scale
 bench-scale: $(STAMP) ## History at scale on PostgreSQL: one object's history at 1,000 vs 1,000,000 deltas
 	$(PY) -m bench.scale $(BENCH_SCALE_ARGS)
+
+# Soak: the tests marked `soak`, on PostgreSQL (127.0.0.1:5432, user postgres):
+# each server under SOAK_REQUESTS requests from 50 clients, crashes under both
+# servers, the time-travel property with 500 examples; then the fault, fuzz,
+# authorization and secrets tests on PostgreSQL with SOAK_FUZZ_EXAMPLES examples.
+SOAK_REQUESTS ?= 5000
+SOAK_FUZZ_EXAMPLES ?= 100
+
+.PHONY: soak
+soak: $(STAMP) ## Long reliability runs on PostgreSQL: servers under load, crashes, fuzzers
+	REVY_SOAK_REQUESTS=$(SOAK_REQUESTS) $(PY) -m pytest --ds=tests.soak_settings \
+		-m soak tests $(PYTEST_ARGS)
+	REVY_FUZZ_EXAMPLES=$(SOAK_FUZZ_EXAMPLES) $(PY) -m pytest --ds=tests.soak_settings \
+		tests/test_faults.py tests/test_fuzz.py tests/test_authorization.py \
+		tests/test_secrets.py $(PYTEST_ARGS)

@@ -63,7 +63,7 @@ PIECES = [
     b"\xed\xa0\x80",  # an encoded surrogate
 ]
 FUZZ = settings(
-    max_examples=int(os.environ.get("REVY_FUZZ_EXAMPLES", "25")),
+    max_examples=int(os.environ.get("REVY_FUZZ_EXAMPLES", "15")),
     deadline=None,
     database=None,
     suppress_health_check=[

@@ -26,7 +26,7 @@ from sample_site.tests.conftest import TOKENS, Api
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "15"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -86,8 +86,9 @@ class Meter:
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for name, rows, elapsed, before, peak, _after in self.rows:
+            per = f"{elapsed / rows * 10_000:.2f}" if rows >= 1000 else "—"
             lines.append(
-                f"| {name} | {rows:,} | {elapsed:.2f} | {elapsed / rows * 10_000:.2f} "
+                f"| {name} | {rows:,} | {elapsed:.2f} | {per} "
                 f"| {before:.0f} | {peak:.0f} | {peak - before:.1f} |"
             )
         return "\n".join(lines)
@@ -106,6 +107,8 @@ def main() -> None:
         old_name = connection.creation.create_test_db(verbosity=0, keepdb=False)
         try:
             print(run(arguments.objects, arguments.updates, arguments.database))
+            load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+            print(f"\nLoad average at the end: {load} on {os.cpu_count()} CPUs.")
         finally:
             connection.creation.destroy_test_db(old_name, verbosity=0)
 

@@ -288,7 +288,7 @@ def _prune_batch(
         if count == 0:
             continue
         actions = [d[1] for d in deltas if d[1] != ERASE]
-        if count == len(deltas) and actions and actions[-1] == delete:
+        if count == len(deltas) and (not actions or actions[-1] == delete):
             removed.extend(d[0] for d in deltas)
             result.erased_objects += 1
             result.objects += 1

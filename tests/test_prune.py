@@ -279,3 +279,15 @@ def test_command():
     assert AttributeDelta.objects.filter(parent__action="create").count() == 5
     with pytest.raises(CommandError, match="not a date"):
         call_command("revy_prune", "--before", "last year")
+    with pytest.raises(CommandError, match="Give --before, or set REVY_RETENTION"):
+        call_command("revy_prune")
+
+
+def test_old_erasure_records_of_objects_without_other_history_go():
+    from revy_core.erasure import erase_object
+
+    account = Account.objects.create(name="never tracked")
+    erase_object(Account, account.pk, reason="request")
+    age([300])
+    prune(CUTOFF)
+    assert history_counts() == (0, 0, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from revy_core.management.base import (
@@ -47,6 +48,8 @@ class Command(OperationCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         before = parse_moment(options["before"]) if options["before"] else None
+        if before is None and not getattr(settings, "REVY_RETENTION", None):
+            raise CommandError("Give --before, or set REVY_RETENTION.")
         models = [parse_model(label) for label in options["model"]] or None
         if options["keep_last"] is not None and options["keep_last"] < 0:
             raise CommandError("--keep-last must be 0 or more.")

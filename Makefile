@@ -77,7 +77,8 @@ test-mariadb: $(STAMP) ## Run revy's test suite on MariaDB
 # test-all: the two dependency sets of test-matrix, each on SQLite (revy and
 # the sample site), PostgreSQL and MariaDB (revy). The virtualenvs are built
 # first, one at a time; then the six runs share TEST_JOBS jobs, each run's
-# output printed whole when it ends.
+# output printed whole when it ends. Their test databases are REVY_TEST_DB_NAME
+# followed by the set: test_revy_django4_2 and test_revy_django5_2.
 SET_django4.2 := DJANGO=4.2 ASGIREF=3.6.0
 SET_django5.2 := DJANGO=5.2
 TEST_SETS := django4.2 django5.2
@@ -91,7 +92,8 @@ test-all: browsers ## Run the suite on SQLite, PostgreSQL and MariaDB, with Djan
 
 .PHONY: $(TEST_RUNS)
 $(TEST_RUNS): run/%:
-	@$(MAKE) --no-print-directory $(firstword $(subst /, ,$*)) $(SET_$(lastword $(subst /, ,$*)))
+	@$(MAKE) --no-print-directory $(firstword $(subst /, ,$*)) $(SET_$(lastword $(subst /, ,$*))) \
+		REVY_TEST_DB_NAME=$(REVY_TEST_DB_NAME)_$(subst .,_,$(lastword $(subst /, ,$*)))
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy (strict) and makemigrations --check

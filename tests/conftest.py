@@ -21,3 +21,49 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("soak") is not None:
             item.add_marker(skip)
+
+
+# Secrets: no password hash, session key or masked value in history ----------
+
+#: Findings of every test, reported at the end of the session.
+_secrets_found: list[str] = []
+_DB_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+    }
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _history_holds_no_secret():
+    """Fails the session if any test left a secret in history."""
+    yield
+    assert not _secrets_found, "secrets in history:\n" + "\n".join(_secrets_found)
+
+
+@pytest.fixture(autouse=True)
+def _scan_history_for_secrets(request):
+    """After each test that used the database, before its data is rolled back
+    or flushed, scan revy's tables for secrets."""
+    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
+        _DB_FIXTURES & set(request.fixturenames)
+    )
+    if not uses_db:
+        yield
+        return
+    # Set up the database first, so that this scan runs before its teardown.
+    request.getfixturevalue("_django_db_helper")
+    yield
+    from django.db import DatabaseError
+
+    from tests.history_secrets import scan
+
+    try:
+        found = scan()
+    except (DatabaseError, AssertionError, RuntimeError):
+        # The test left its transaction broken, or barred this database.
+        return
+    _secrets_found.extend(f"{request.node.nodeid}: {item}" for item in found)

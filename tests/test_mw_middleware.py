@@ -15,6 +15,7 @@ from revy_mw import RevyMiddleware
 from tests.mwapp.helpers import (
     TRANSPORTS,
     Caller,
+    QueryCounter,
     actor_of,
     assert_nothing_written,
     body,
@@ -127,7 +128,7 @@ def test_a_writing_request_costs_a_fixed_number_of_extra_queries(caller, world, 
     assert extra == 2 * 2 + 1 + 2, (with_revy.queries, without.queries)
 
 
-def statements(counter):
+def statements(counter: QueryCounter) -> list[str]:
     return [
         sql
         for sql in counter.queries

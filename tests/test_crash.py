@@ -140,7 +140,7 @@ def test_sigkill_at_a_random_moment_of_concurrent_writes(kind, env, users, tmp_p
         ]
         for thread in threads:
             thread.start()
-        time.sleep(random.uniform(1.0, 2.5))
+        time.sleep(random.uniform(0.5, 1.5))
         server.kill_workers()
         stop.set()
         for thread in threads:

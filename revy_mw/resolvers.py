@@ -295,6 +295,11 @@ class OrganizationHeaderResolver(ActorResolver):
         if parsed is None or parsed == "":
             raise malformed
         if isinstance(parsed, int) and not isinstance(parsed, bool):
+            if str(parsed) != value:
+                # Only the canonical form: int() also reads "+7", "07", "0_7"
+                # and other scripts' digits, spellings a proxy filtering
+                # "7" would let through.
+                raise malformed
             ops = connections[router.db_for_read(self.model)].ops
             low: int | None
             high: int | None

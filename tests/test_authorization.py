@@ -348,3 +348,30 @@ def test_real_servers_refuse_every_spelling_and_repetition_of_a_claim(kind, tmp_
         "underscores beside": f"testapp.organization:{who['mine']}",
         "underscores": f"auth.user:{who['bob']['id']}",
     }
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_only_the_canonical_form_of_an_integer_identifier_is_accepted(transport, world):
+    """int() reads "+7", "07", "0_7" and other scripts' digits as 7: a proxy
+    that filters "7" would let them through, so they are malformed, even
+    for alice, who may act for acme."""
+    caller = Caller(transport)
+    pk = str(world.acme.pk)
+    arabic = "".join(chr(0x0660 + int(digit)) for digit in pk)
+    if transport == "asgi":  # header bytes, as a server hands them to Django
+        arabic = arabic.encode().decode("latin-1")
+    for value in (f"+{pk}", f"0{pk}", f"0_{pk}", arabic, f"{pk}.0"):
+        response = _call(
+            caller,
+            world,
+            ROUTES[0],
+            {"X-Perform-As-Organization": value, "Accept": "application/json"},
+            user="alice",
+        )
+        assert response.status_code == 403, value
+        assert json.loads(response.content)["code"] == "organization_malformed"
+    response = _call(
+        caller, world, ROUTES[0], {"X-Perform-As-Organization": f" {pk} "}, user="alice"
+    )
+    assert response.status_code == 200
+    assert credited() == {label(world.acme)}

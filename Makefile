@@ -146,8 +146,8 @@ bench-scale: $(STAMP) ## History at scale on PostgreSQL: one object's history at
 # each server under SOAK_REQUESTS requests from 50 clients, crashes under both
 # servers, the time-travel property with 500 examples; then the fault, fuzz,
 # authorization and secrets tests on PostgreSQL with SOAK_FUZZ_EXAMPLES examples.
-SOAK_REQUESTS ?= 5000
-SOAK_FUZZ_EXAMPLES ?= 100
+SOAK_REQUESTS ?= 3000
+SOAK_FUZZ_EXAMPLES ?= 50
 
 .PHONY: soak
 soak: $(STAMP) ## Long reliability runs on PostgreSQL: servers under load, crashes, fuzzers

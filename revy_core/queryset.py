@@ -77,6 +77,7 @@ def _lockable(queryset: QuerySet[Any]) -> QuerySet[Any]:
         not connection.features.has_select_for_update
         or query.distinct
         or query.combinator
+        or query.group_by is not None
     ):
         return queryset
     if connection.features.has_select_for_update_of:
@@ -181,6 +182,8 @@ def _tracked_update(
 ) -> int:
     from revy_core.tracking import write_history
 
+    if queryset.query.is_sliced:
+        return _original_update(queryset, **kwargs)  # Django's error
     meta = queryset.model._meta
     tracked: list[TrackedField] = []
     given: list[Any] = []

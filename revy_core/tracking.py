@@ -30,7 +30,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connections, router, transaction
 from django.db.models import JSONField, Model
 from django.db.models.base import ModelState
-from django.db.models.signals import post_init, pre_init
+from django.db.models.signals import post_init, post_migrate, pre_init
 from django.utils import timezone
 
 from revy_core import values as value_codec
@@ -796,6 +796,29 @@ def install() -> None:
             model.__init__ = _construct  # type: ignore[method-assign]
     _watch_init_signals()
     queryset.install()
+    post_migrate.connect(
+        _create_through_content_types, dispatch_uid="revy_through_content_types"
+    )
+
+
+def _create_through_content_types(
+    app_config: Any, using: str = "default", apps: Any = apps, **kwargs: Any
+) -> None:
+    """Content types for the tracked many-to-many tables Django creates.
+
+    Django's ``migrate`` creates a content type for every model but these;
+    created on first use instead, inside a transaction that may roll back,
+    a content type would stay in Django's cache without its row.
+    """
+    try:
+        content_type_model = apps.get_model("contenttypes", "ContentType")
+    except LookupError:
+        return
+    for model in app_config.get_models(include_auto_created=True):
+        if model._meta.auto_created and model in _trackers:
+            content_type_model.objects.using(using).get_or_create(
+                app_label=model._meta.app_label, model=model._meta.model_name
+            )
 
 
 def _forget_fast_load() -> None:

@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
-from django.db.models import F, Model, Value
+from django.db.models import Count, F, Model, Value
 from django.db.models.functions import Concat
 from django.test.utils import CaptureQueriesContext
 
@@ -757,3 +757,26 @@ def test_raw_sql_is_not_recorded_but_can_be_recorded_by_hand(user):
     # Outside a context, recording by hand does nothing, as a save would.
     record(Account, account.pk, UPDATE, {"name": ("raw", "x")})
     assert len(object_deltas(account)) == 1
+
+
+def test_update_of_a_sliced_queryset_fails_as_in_django():
+    Account.objects.create(name="a")
+    with Context(), pytest.raises(TypeError, match="slice"):
+        Account.objects.all()[:1].update(name="b")
+    assert history_counts() == (0, 0, 0)
+
+
+def test_update_of_an_annotated_queryset(call):
+    account = Account.objects.create(name="a")
+    Transaction.objects.create(account=account, amount=1)
+    queryset = Account.objects.annotate(n=Count("transactions")).filter(n__gt=0)
+    with Context():
+        call(queryset, "update", name="b")
+    assert _history(Account) == [(UPDATE, str(account.pk), {"name": ("a", "b")})]
+
+
+def test_migrate_creates_content_types_of_tracked_through_tables():
+    through = Article.labels.through._meta
+    assert ContentType.objects.filter(
+        app_label=through.app_label, model=through.model_name
+    ).exists()

@@ -291,3 +291,11 @@ def test_old_erasure_records_of_objects_without_other_history_go():
     age([300])
     prune(CUTOFF)
     assert history_counts() == (0, 0, 0)
+
+
+def test_check_is_registered():
+    from django.core.checks import run_checks
+
+    with override_settings(REVY_RETENTION={"testapp.Nope": {}}):
+        ids = [message.id for message in run_checks()]
+    assert "revy.E006" in ids

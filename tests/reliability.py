@@ -99,6 +99,15 @@ def create_pg_database(name: str) -> None:
         connection.execute("CREATE SCHEMA public")
 
 
+def drop_pg_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
+    ) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

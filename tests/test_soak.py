@@ -29,6 +29,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.client import HTTPConnection, HTTPException
 from pathlib import Path
@@ -289,11 +290,14 @@ def check_history(env: dict[str, str], calls: list[Call]) -> dict[str, int]:
 
 
 @pytest.fixture
-def pg_env(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
-    """A database of the soak's own, emptied first (kept afterwards to look at)."""
-    name = f"revy_soak_{request.node.callspec.id}"
+def pg_env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """A database of this run's own (other runs may share the server)."""
+    name = f"revy_soak_{request.node.callspec.id}_{os.getpid()}"
     reliability.create_pg_database(name)
-    return reliability.server_env(tmp_path / "unused.sqlite3", pg_name=name)
+    try:
+        yield reliability.server_env(tmp_path / "unused.sqlite3", pg_name=name)
+    finally:
+        reliability.drop_pg_database(name)
 
 
 @pytest.mark.parametrize("kind", ["asgi", "wsgi"])

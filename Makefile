@@ -63,21 +63,25 @@ test-matrix: ## Run the suite on the oldest and the newest supported Django and 
 # drops its own test database, named REVY_TEST_DB_NAME (runs side by side
 # need different names); by default it is named after the dependency set.
 REVY_TEST_DB_NAME ?= test_revy$(subst .,_,$(subst -,_,$(VENV:.venv%=%)))
+# These start servers on SQLite files of their own, whatever the database, and
+# use no test database: the SQLite runs cover them.
+SQLITE_ONLY_TESTS := tests/test_mw_servers.py tests/test_crash.py tests/test_bench_smoke.py
+SERVER_DB_ARGS := $(SQLITE_ONLY_TESTS:%=--ignore=%)
 
 .PHONY: test-postgres
 test-postgres: $(STAMP) ## Run revy's test suite on PostgreSQL
 	REVY_TEST_DATABASE=postgres REVY_TEST_DB_NAME=$(REVY_TEST_DB_NAME) \
-		$(PY) -m pytest $(PYTEST_ARGS)
+		$(PY) -m pytest $(SERVER_DB_ARGS) $(PYTEST_ARGS)
 
 .PHONY: test-mariadb
 test-mariadb: $(STAMP) ## Run revy's test suite on MariaDB
 	REVY_TEST_DATABASE=mariadb REVY_TEST_DB_NAME=$(REVY_TEST_DB_NAME) \
-		$(PY) -m pytest $(PYTEST_ARGS)
+		$(PY) -m pytest $(SERVER_DB_ARGS) $(PYTEST_ARGS)
 
 # test-all: the two dependency sets of test-matrix, each on SQLite (revy and
 # the sample site), PostgreSQL and MariaDB (revy). The virtualenvs are built
-# first, one at a time; then the six runs share TEST_JOBS jobs, each run's
-# output printed whole when it ends. Their test databases are REVY_TEST_DB_NAME
+# first, one at a time; then the six runs share TEST_JOBS jobs (all six run,
+# whatever fails), each run's output printed whole when it ends. Their test databases are REVY_TEST_DB_NAME
 # followed by the set: test_revy_django4_2 and test_revy_django5_2.
 SET_django4.2 := DJANGO=4.2 ASGIREF=3.6.0
 SET_django5.2 := DJANGO=5.2
@@ -88,7 +92,7 @@ TEST_JOBS ?= 3
 .PHONY: test-all
 test-all: browsers ## Run the suite on SQLite, PostgreSQL and MariaDB, with Django 4.2 and 5.2
 	@$(foreach set,$(TEST_SETS),$(MAKE) --no-print-directory venv $(SET_$(set)) &&) true
-	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(TEST_RUNS)
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --keep-going --output-sync=target $(TEST_RUNS)
 
 .PHONY: $(TEST_RUNS)
 $(TEST_RUNS): run/%:

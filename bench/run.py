@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(pair: tuple[str, str, list[str] | None, tuple[str, ...]]) -> None:
         lib, db, only, extra = pair
-        what = "history size" if only == ["history_size"] else ""
+        what = "history size " if only == ["history_size"] else ""
         print(f"bench: {lib} {what}on {db} ...", file=sys.stderr, flush=True)
         run = _work(lib, db, args.quick, only, *extra)
         print(

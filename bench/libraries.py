@@ -162,13 +162,16 @@ class SimpleHistory(Library):
     def history_rows(self) -> int:
         return int(self._model().objects.count())
 
-    def state_as_of(self, obj: Any, n: int) -> Any:
+    def change_id(self, obj: Any, n: int) -> Any:
         return (
             self._model()
             .objects.filter(id=obj.pk)
-            .order_by("history_id")[n - 1]
-            .instance
+            .order_by("history_id")
+            .values_list("history_id", flat=True)[n - 1]
         )
+
+    def state_as_of(self, obj: Any, change_id: Any) -> Any:
+        return self._model().objects.get(history_id=change_id).instance
 
     def history(self, obj: Any) -> list[Any]:
         return list(obj.history.all())
@@ -284,9 +287,17 @@ class Pghistory(Library):
 
         return int(self._model().objects.count() + Context.objects.count())
 
-    def state_as_of(self, obj: Any, n: int) -> Any:
+    def change_id(self, obj: Any, n: int) -> Any:
+        return (
+            self._model()
+            .objects.filter(pgh_obj_id=obj.pk)
+            .order_by("pgh_id")
+            .values_list("pgh_id", flat=True)[n - 1]
+        )
+
+    def state_as_of(self, obj: Any, change_id: Any) -> Any:
         # An event row is a full snapshot of the tracked row.
-        return self._model().objects.filter(pgh_obj_id=obj.pk).order_by("pgh_id")[n - 1]
+        return self._model().objects.get(pgh_id=change_id)
 
     def history(self, obj: Any) -> list[Any]:
         return list(self._model().objects.filter(pgh_obj_id=obj.pk).order_by("pgh_id"))

@@ -179,11 +179,12 @@ def render(report: dict[str, Any]) -> str:
             else:
                 cells.append("met" if met else "**missed**")
                 if not met:
-                    misses.append(
-                        f"{title}, {DB_LABELS[db]}: {_num(revy['ratio_median'])} "
-                        f"[{_num(_statements(name, revy)[0])} statements] "
-                        f"vs {target}"
-                    )
+                    figure = _num(revy["ratio_median"])
+                    if TARGETS[name][db][1] is not None:
+                        count = _statements(name, revy)[0] or 0
+                        plural = "" if count == 1 else "s"
+                        figure += f" [{_num(count)} statement{plural}]"
+                    misses.append(f"{title}, {DB_LABELS[db]}: {figure} vs {target}")
             lines.append("| " + " | ".join(cells) + " |")
 
     lines += [

@@ -66,11 +66,11 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     repeats=3,
-    ops=40,
-    transactions=4,
-    reads=40,
-    requests=40,
-    bulk=1_000,
+    ops=30,
+    transactions=3,
+    reads=30,
+    requests=30,
+    bulk=500,
     bulk_repeats=2,
     loops=5_000,
 )

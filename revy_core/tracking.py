@@ -120,7 +120,20 @@ def is_tracked(model: type[Model]) -> bool:
 
 
 def _copy_value(value: Any) -> Any:
-    return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+    """A copy of a mutable value, so in-place changes show in the diff.
+
+    JSON values (dicts and lists of scalars) are copied by a plain recursive
+    walk, several times faster than ``copy.deepcopy``; anything else
+    mutable falls back to ``deepcopy``.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_value(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_value(item) for item in value]
+    if isinstance(value, (dict, list)):
+        return copy.deepcopy(value)
+    return value
 
 
 def baseline(instance: Model) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ The environment chooses what this process measures:
 from __future__ import annotations
 
 import os
+from typing import Any
 
 LIB = os.environ.get("BENCH_LIB", "untracked")
 DB = os.environ.get("BENCH_DB", "sqlite")
@@ -48,11 +49,20 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("BENCH_SQLITE_PATH", "bench.sqlite3"),
             "CONN_MAX_AGE": None,
-            "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
         }
     }
+
+    from django.db.backends.signals import connection_created
+
+    def _sqlite_wal(sender: object, connection: Any, **kwargs: object) -> None:
+        # WAL with synchronous=NORMAL, set per connection (the sqlite3
+        # "init_command" option exists from Django 5.1 only).
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+
+    connection_created.connect(_sqlite_wal, weak=False)
 
 INSTALLED_APPS = [
     "django.contrib.auth",

@@ -127,6 +127,49 @@ def build_instance(model: type[Model], cells: dict[str, list[Any]], db: str) -> 
     return instance
 
 
+_expressions: dict[tuple[type[Model], type[Model]], Any] = {}
+
+
+def _snapshot_expression(model: type[Model], attribute_delta: type[Model]) -> Any:
+    """The unresolved SQL expression of a snapshot of ``model``."""
+    set_ = attribute_delta.ACTION_SET  # type: ignore[attr-defined]
+    value = Case(
+        When(action=set_, then=F("new_value")),
+        default=F("old_value"),
+    )
+    parts: list[Any] = [Value("{")]
+    for index, field in enumerate(model._meta.concrete_fields):
+        cell = (
+            attribute_delta._default_manager.filter(
+                content_type=OuterRef("content_type"),
+                content_id=OuterRef("content_id"),
+                field_name=field.name,
+                parent__lte=OuterRef("pk"),
+            )
+            .order_by("-parent", "-pk")
+            .annotate(cell=_Cell(value))
+            .values("cell")[:1]
+        )
+        key = json.dumps(field.name)
+        parts.append(Value(("," if index else "") + key + ":"))
+        parts.append(Coalesce(Subquery(cell, output_field=TextField()), Value("[]")))
+    parts.append(Value("}"))
+    # Deltas of other models (a queryset not filtered by content type)
+    # give None rather than an instance built from unrelated fields.
+    meta = (model._meta.concrete_model or model)._meta
+    return Case(
+        When(
+            Q(
+                content_type__app_label=meta.app_label,
+                content_type__model=meta.model_name,
+            ),
+            then=_Join(*parts, output_field=SnapshotField(model)),
+        ),
+        default=Value(None),
+        output_field=SnapshotField(model),
+    )
+
+
 class ObjectSnapshot(Expression):
     """The instance of ``model`` as of each annotated object delta."""
 
@@ -134,45 +177,14 @@ class ObjectSnapshot(Expression):
         from revy_core.conf import get_attribute_delta_model
 
         self.model = model
-        attribute_delta = get_attribute_delta_model()
-        set_ = attribute_delta.ACTION_SET  # type: ignore[attr-defined]
-        value = Case(
-            When(action=set_, then=F("new_value")),
-            default=F("old_value"),
-        )
-        parts: list[Any] = [Value("{")]
-        for index, field in enumerate(model._meta.concrete_fields):
-            cell = (
-                attribute_delta._default_manager.filter(
-                    content_type=OuterRef("content_type"),
-                    content_id=OuterRef("content_id"),
-                    field_name=field.name,
-                    parent__lte=OuterRef("pk"),
-                )
-                .order_by("-parent", "-pk")
-                .annotate(cell=_Cell(value))
-                .values("cell")[:1]
-            )
-            key = json.dumps(field.name)
-            parts.append(Value(("," if index else "") + key + ":"))
-            parts.append(
-                Coalesce(Subquery(cell, output_field=TextField()), Value("[]"))
-            )
-        parts.append(Value("}"))
-        # Deltas of other models (a queryset not filtered by content type)
-        # give None rather than an instance built from unrelated fields.
-        meta = (model._meta.concrete_model or model)._meta
-        self.expression = Case(
-            When(
-                Q(
-                    content_type__app_label=meta.app_label,
-                    content_type__model=meta.model_name,
-                ),
-                then=_Join(*parts, output_field=SnapshotField(model)),
-            ),
-            default=Value(None),
-            output_field=SnapshotField(model),
-        )
+        # Building the per-field subqueries is most of the cost of a
+        # snapshot; the expression is built once per model and resolved (a
+        # copy) on every use.
+        key = (model, get_attribute_delta_model())
+        expression = _expressions.get(key)
+        if expression is None:
+            expression = _expressions[key] = _snapshot_expression(model, key[1])
+        self.expression = expression
         super().__init__(output_field=SnapshotField(model))
 
     def get_source_expressions(self) -> list[Any]:

@@ -158,6 +158,7 @@ def _deletion_changes(collector: Collector, frame: Frame) -> list[ObjectChange]:
     from revy_core.tracking import (
         AttributeChange,
         ObjectChange,
+        baseline,
         deletion_change,
         stored_value,
         tracker_for,
@@ -257,12 +258,6 @@ def _deletion_changes(collector: Collector, frame: Frame) -> list[ObjectChange]:
                 )
             )
     return [c for c in changes if c.attributes or c.action != update]
-
-
-def baseline(obj: Model) -> dict[str, Any] | None:
-    from revy_core.tracking import baseline as tracked_baseline
-
-    return tracked_baseline(obj)
 
 
 _original_has_signal_listeners = Collector._has_signal_listeners  # type: ignore[attr-defined]

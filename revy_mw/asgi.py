@@ -33,10 +33,8 @@ from revy_core import Context
 from revy_mw.headers import CommitMessageError
 from revy_mw.middleware import RequestScope, error_body, read_commit_message
 from revy_mw.resolvers import (
-    ActorResolver,
+    ResolverChain,
     ResolverSpec,
-    get_resolvers,
-    load_resolvers,
 )
 
 __all__ = ["RevyASGIMiddleware", "ScopeRequest"]
@@ -163,7 +161,7 @@ async def _deny(
     await send({"type": "http.response.body", "body": body})
 
 
-class RevyASGIMiddleware:
+class RevyASGIMiddleware(ResolverChain):
     """Open one tracking context per HTTP request or websocket connection.
 
     ``resolvers``: dotted paths, classes or instances to use instead of
@@ -173,15 +171,11 @@ class RevyASGIMiddleware:
     def __init__(
         self, app: ASGIApp, resolvers: Sequence[ResolverSpec] | None = None
     ) -> None:
+        super().__init__(resolvers)
         self.app = app
-        self._resolvers = None if resolvers is None else load_resolvers(resolvers)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.app!r}>"
-
-    @property
-    def resolvers(self) -> Sequence[ActorResolver]:
-        return get_resolvers() if self._resolvers is None else self._resolvers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -51,6 +51,7 @@ __all__ = [
     "ActorRefused",
     "ActorResolver",
     "OrganizationHeaderResolver",
+    "ResolverChain",
     "ResolverSpec",
     "SystemResolver",
     "UnsupportedRequest",
@@ -449,3 +450,18 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_reset, dispatch_uid="revy_mw.resolvers.reset")
+
+
+class ResolverChain:
+    """The resolvers of a wrapper: the ones it was given, or the configured chain.
+
+    ``resolvers``: dotted paths, classes or instances to use instead of
+    ``REVY_MW["ACTOR_RESOLVERS"]``.
+    """
+
+    def __init__(self, resolvers: Sequence[ResolverSpec] | None = None) -> None:
+        self._resolvers = None if resolvers is None else load_resolvers(resolvers)
+
+    @property
+    def resolvers(self) -> Sequence[ActorResolver]:
+        return get_resolvers() if self._resolvers is None else self._resolvers

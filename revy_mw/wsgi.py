@@ -26,10 +26,8 @@ from revy_core import Context
 from revy_mw.headers import CommitMessageError
 from revy_mw.middleware import RequestScope, error_body, read_commit_message
 from revy_mw.resolvers import (
-    ActorResolver,
+    ResolverChain,
     ResolverSpec,
-    get_resolvers,
-    load_resolvers,
 )
 
 __all__ = ["EnvironRequest", "RevyWSGIMiddleware"]
@@ -115,7 +113,7 @@ def deny(
     return body
 
 
-class RevyWSGIMiddleware:
+class RevyWSGIMiddleware(ResolverChain):
     """Open one tracking context per WSGI request.
 
     ``resolvers``: dotted paths, classes or instances to use instead of
@@ -125,15 +123,11 @@ class RevyWSGIMiddleware:
     def __init__(
         self, app: WSGIApp, resolvers: Sequence[ResolverSpec] | None = None
     ) -> None:
+        super().__init__(resolvers)
         self.app = app
-        self._resolvers = None if resolvers is None else load_resolvers(resolvers)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.app!r}>"
-
-    @property
-    def resolvers(self) -> Sequence[ActorResolver]:
-        return get_resolvers() if self._resolvers is None else self._resolvers
 
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse

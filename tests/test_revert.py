@@ -8,14 +8,16 @@ from io import StringIO
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 
 from revy_core import Context
 from revy_core.models import ObjectDelta, Revision
 from revy_core.revert import RevertConflict
 from tests.testapp.history import changes, history_counts, object_deltas
-from tests.testapp.models import Account, Profile
+from tests.testapp.models import Account, Profile, Transaction
 
 pytestmark = pytest.mark.django_db
 
@@ -207,3 +209,95 @@ def test_large_revision_in_batches():
     result = imported.revert(batch_size=2, force=True)
     assert len(result.deleted) == 5
     assert not Account.objects.exists()
+
+
+def test_objects_of_several_models_are_undone_newest_first(account):
+    fixer = User.objects.create_user("fixer")
+    other = Account.objects.create(name="other")
+    pk = account.pk
+    with Context.via_revision(Revision(description="mixed")):
+        opened = Account.objects.create(name="opened")
+        booked = Transaction.objects.create(account=opened, amount=5)
+        other.name = "renamed"
+        other.save()
+        account.delete()
+    result = latest().revert(actor=fixer)
+    assert not Account.objects.filter(pk=opened.pk).exists()
+    assert not Transaction.objects.filter(pk=booked.pk).exists()
+    assert Account.objects.get(pk=other.pk).name == "other"
+    assert Account.objects.get(pk=pk).name == "a"
+    assert result.deleted == [
+        f"testapp.Transaction {booked.pk}",
+        f"testapp.Account {opened.pk}",
+    ]
+    assert result.restored == [f"testapp.Account {pk}"]
+    # The transaction was deleted by the revert itself, not as a cascade of
+    # its account's deletion.
+    undone = [
+        object_deltas(Transaction, booked.pk)[-1],
+        object_deltas(opened)[-1],
+        object_deltas(other)[-1],
+        object_deltas(Account, pk)[-1],
+    ]
+    assert [d.action for d in undone] == ["delete", "delete", "update", "create"]
+    assert {d.revision_id for d in undone} == {result.revision_id}
+    assert {d.actor_id for d in undone} == {str(fixer.pk)}
+    assert {d.description for d in undone} == {""}
+
+
+def test_an_object_changed_twice_in_the_revision_is_set_back_to_its_first_value(
+    account,
+):
+    with Context.via_revision(Revision(description="twice")):
+        account.name = "b"
+        account.save()
+        account.name = "c"
+        account.save()
+    latest().revert()
+    account.refresh_from_db()
+    assert account.name == "a"
+    assert [changes(d)["name"] for d in object_deltas(account)[-2:]] == [
+        ("c", "b"),
+        ("b", "a"),
+    ]
+
+
+def _revision_of(action: str, count: int) -> Revision:
+    revision = Revision(description=f"{action} {count}")
+    with Context():
+        accounts = [Account.objects.create(name=f"a{i}") for i in range(count)]
+    with Context.via_revision(revision):
+        if action == "create":
+            Account.objects.bulk_create(Account(name=f"n{i}") for i in range(count))
+        elif action == "update":
+            for account in accounts:
+                account.name = "renamed"
+            Account.objects.bulk_update(accounts, ["name"])
+        else:
+            Account.objects.filter(pk__in=[a.pk for a in accounts]).delete()
+    return revision
+
+
+def _statements(revision: Revision) -> list[str]:
+    """The statements of reverting ``revision``; a bulk insert that Django
+    split at the backend's parameter limit (999 on SQLite) into consecutive
+    statements counts as one."""
+    with CaptureQueriesContext(connection) as queries:
+        result = revision.revert()
+    assert result.revision_id is not None
+    statements: list[str] = []
+    for query in queries.captured_queries:
+        sql = query["sql"]
+        table = sql.split("(", 1)[0] if sql.startswith("INSERT INTO") else None
+        if table and statements and statements[-1].startswith(table):
+            continue
+        statements.append(sql)
+    return statements
+
+
+@pytest.mark.parametrize("action", ["create", "update", "delete"])
+def test_queries_do_not_grow_with_the_number_of_objects(action):
+    ContentType.objects.get_for_model(Account)
+    small = _statements(_revision_of(action, 10))
+    large = _statements(_revision_of(action, 100))
+    assert len(large) == len(small) <= 17

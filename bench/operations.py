@@ -1,13 +1,16 @@
 """Operating history at scale: backfill, prune, erase, revert, history, diff.
 
-``python -m bench.operations [--objects 20000] [--database sqlite|postgres]``
+``python -m bench.operations [--objects 20000] [--database sqlite|postgres]
+[--only OPERATION ...]``
 
 Builds 100,000 object deltas (with 5 attribute deltas each for the
 baselines) on ``tests.testapp.Account`` in a throwaway database, runs each
 operation over them and prints a Markdown table: the time per 10,000 rows
 and the process's resident memory (RSS) before, at its highest during (read
 at every batch) and after each operation. Flat memory shows as a small
-"grew" figure whatever the number of rows.
+"grew" figure whatever the number of rows. ``--only`` runs just the named
+operations (``backfill`` always runs: it builds the history the others
+read).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = os.sysconf("SC_PAGE_SIZE")
+OPERATIONS = ["backfill", "history", "diff", "revert", "prune", "erase"]
 
 
 def rss_mb() -> float:
@@ -99,6 +103,13 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=20_000)
     parser.add_argument("--updates", type=int, default=4, help="updates per object")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=OPERATIONS,
+        default=OPERATIONS,
+        help="the operations to run (default: all)",
+    )
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         configure(arguments.database, directory)
@@ -106,14 +117,21 @@ def main() -> None:
 
         old_name = connection.creation.create_test_db(verbosity=0, keepdb=False)
         try:
-            print(run(arguments.objects, arguments.updates, arguments.database))
+            print(
+                run(
+                    arguments.objects,
+                    arguments.updates,
+                    arguments.database,
+                    set(arguments.only),
+                )
+            )
             load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
             print(f"\nLoad average at the end: {load} on {os.cpu_count()} CPUs.")
         finally:
             connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
-def run(objects: int, updates: int, database: str) -> str:
+def run(objects: int, updates: int, database: str, only: set[str] | None = None) -> str:
     import decimal
 
     from django.contrib.auth.models import User
@@ -132,6 +150,7 @@ def run(objects: int, updates: int, database: str) -> str:
     from tests.testapp.models import Account
 
     meter = Meter()
+    only = set(OPERATIONS) if only is None else only
     Account.objects.bulk_create(
         Account(name=f"account {i}", balance=decimal.Decimal(i)) for i in range(objects)
     )
@@ -188,11 +207,12 @@ def run(objects: int, updates: int, database: str) -> str:
             if index % 100 == 0:
                 tick()
 
-    meter.run(
-        f"history ({len(sample):,} objects, rows = deltas)",
-        len(sample) * (updates + 1),
-        histories,
-    )
+    if "history" in only:
+        meter.run(
+            f"history ({len(sample):,} objects, rows = deltas)",
+            len(sample) * (updates + 1),
+            histories,
+        )
 
     def diffs(tick: Callable[..., None]) -> None:
         for index, pk in enumerate(sample):
@@ -200,44 +220,50 @@ def run(objects: int, updates: int, database: str) -> str:
             if index % 100 == 0:
                 tick()
 
-    meter.run(
-        f"diff ({len(sample):,} objects, rows = deltas)",
-        len(sample) * (updates + 1),
-        diffs,
-    )
-    last_round = Revision.objects.get(description=f"round {updates - 1}")
-    result = meter.run(
-        f"revert (revision of {objects:,} updates)",
-        objects,
-        lambda tick: revert(last_round, dry_run=True),
-    )
-    assert len(result.updated) == objects
+    if "diff" in only:
+        meter.run(
+            f"diff ({len(sample):,} objects, rows = deltas)",
+            len(sample) * (updates + 1),
+            diffs,
+        )
+    if "revert" in only:
+        last_round = Revision.objects.get(description=f"round {updates - 1}")
+        result = meter.run(
+            f"revert (revision of {objects:,} updates)",
+            objects,
+            lambda tick: revert(last_round, dry_run=True),
+        )
+        assert len(result.updated) == objects
     assert cutoff is not None
-    pruned = meter.run(
-        "prune (rows = object deltas examined)",
-        total,
-        lambda tick: prune(cutoff, models=[Account], progress=tick),
-    )
-    left = ObjectDelta.objects.count()
-    erased = meter.run(
-        "erase one object (its deltas)",
-        ObjectDelta.objects.filter(content_id=str(pks[0])).count(),
-        lambda tick: erase_object(Account, pks[0], reason="bench", progress=tick),
-    )
-    assert erased.attribute_deltas
-    unlinked = meter.run(
-        "erase actor (rows = deltas unlinked)",
-        ObjectDelta.objects.filter(actor_id=str(clerk.pk)).count()
-        + AttributeDelta.objects.filter(actor_id=str(clerk.pk)).count(),
-        lambda tick: erase_actor(clerk, reason="bench"),
-    )
+    left = total
+    baselines = removed = unlinked = 0
+    if "prune" in only:
+        pruned = meter.run(
+            "prune (rows = object deltas examined)",
+            total,
+            lambda tick: prune(cutoff, models=[Account], progress=tick),
+        )
+        left = ObjectDelta.objects.count()
+        baselines, removed = pruned.baselines, pruned.object_deltas
+    if "erase" in only:
+        erased = meter.run(
+            "erase one object (its deltas)",
+            ObjectDelta.objects.filter(content_id=str(pks[0])).count(),
+            lambda tick: erase_object(Account, pks[0], reason="bench", progress=tick),
+        )
+        assert erased.attribute_deltas
+        unlinked = meter.run(
+            "erase actor (rows = deltas unlinked)",
+            ObjectDelta.objects.filter(actor_id=str(clerk.pk)).count()
+            + AttributeDelta.objects.filter(actor_id=str(clerk.pk)).count(),
+            lambda tick: erase_actor(clerk, reason="bench"),
+        ).unlinked_deltas
     return "\n".join(
         [
             f"Database: {database}. {objects:,} objects, {total:,} object deltas and "
             f"{attributes:,} attribute deltas before pruning; {left:,} object deltas "
-            f"after ({pruned.baselines:,} baselines kept, {pruned.object_deltas:,} "
-            f"removed); {unlinked.unlinked_deltas:,} deltas unlinked from the erased "
-            "actor.",
+            f"after ({baselines:,} baselines kept, {removed:,} removed); "
+            f"{unlinked:,} deltas unlinked from the erased actor.",
             "",
             meter.table(),
         ]

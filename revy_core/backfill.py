@@ -1,15 +1,28 @@
 """Baseline history for rows that existed before tracking began.
 
 ``backfill()`` writes, for every row of a tracked model that has no Create
-object delta, a Create delta holding each tracked field's current value, so
-every object's history starts with its full state. All baselines of one run
+object delta, a Create delta holding each tracked field's value, so every
+object's history starts with its full state. All baselines of one run
 share one revision, described as a backfill and credited to the system.
 
+- A row without any history gets a Create holding its current values.
+- A row whose history starts with Updates (it was changed after tracking
+  began, but created before) gets a Create placed *before* its first
+  delta, holding the values it had then: each field's old value in the
+  first attribute delta that changed it, or its current value if history
+  never changed it. ``ObjectSnapshot`` orders an object's deltas by primary
+  key, so the baseline's object delta takes the primary key ``-P``, where
+  ``P`` is the primary key of the object's first delta (unique: each object
+  has its own first delta, and a row with a Create is never backfilled
+  again), and that delta's ``created_at``. Snapshots at every recorded
+  delta are then complete.
+
 It walks each table by primary key in batches: one query for the rows, one
-for which of them already have a Create, and the bulk inserts of
-``write_history``; each batch commits on its own, so an interrupted run
-keeps what it wrote and a second run only does what is left (it is
-idempotent: rows with a Create are skipped).
+for which of them have history and a Create, and for the rows whose history
+starts with Updates three more (their first deltas, and the first attribute
+delta of each field); then bulk inserts. Each batch commits on its own, so
+an interrupted run keeps what it wrote and a second run only does what is
+left (it is idempotent: rows with a Create are skipped).
 """
 
 from __future__ import annotations
@@ -20,7 +33,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import router, transaction
-from django.db.models import Model
+from django.db.models import Count, Min, Model, Q
 
 from revy_core.conf import (
     get_attribute_delta_model,
@@ -58,6 +71,7 @@ class BackfillResult:
 
 
 def _changes(model: type[Model], rows: Iterable[Model]) -> list[ObjectChange]:
+    """Baselines of rows without history: their current values."""
     tracker = tracker_for(model)
     assert tracker is not None
     object_delta = get_object_delta_model()
@@ -89,6 +103,136 @@ def _changes(model: type[Model], rows: Iterable[Model]) -> list[ObjectChange]:
     return changes
 
 
+@dataclass(frozen=True)
+class _First:
+    """The first recorded delta of an object that has no Create."""
+
+    pk: int
+    created_at: Any
+
+
+def _history_of(
+    content_type: ContentType, db: str, ids: list[str]
+) -> tuple[set[str], dict[str, _First]]:
+    """Of ``ids``: those with a Create, and the first delta of those with
+    history but no Create."""
+    object_delta = get_object_delta_model()
+    create = object_delta.ACTION_CREATE  # type: ignore[attr-defined]
+    od = object_delta._default_manager.db_manager(db)
+    rows = (
+        od.filter(content_type=content_type, content_id__in=ids)
+        .order_by()
+        .values("content_id")
+        .annotate(first=Min("pk"), creates=Count("pk", filter=Q(action=create)))
+        .values_list("content_id", "first", "creates")
+    )
+    created: set[str] = set()
+    firsts: dict[int, str] = {}
+    for content_id, first, creates in rows:
+        if creates:
+            created.add(content_id)
+        else:
+            firsts[first] = content_id
+    started: dict[str, _First] = {}
+    if firsts:
+        for pk, created_at in od.filter(pk__in=list(firsts)).values_list(
+            "pk", "created_at"
+        ):
+            started[firsts[pk]] = _First(pk, created_at)
+    return created, started
+
+
+def _first_old_values(
+    content_type: ContentType, db: str, ids: list[str]
+) -> dict[tuple[str, str], Any]:
+    """``{(content_id, field): value}``: each field's old value in the first
+    attribute delta that changed it, for the objects ``ids``."""
+    ad = get_attribute_delta_model()._default_manager.db_manager(db)
+    of_objects = ad.filter(content_type=content_type, content_id__in=ids)
+    firsts = {
+        (content_id, name): parent
+        for content_id, name, parent in of_objects.order_by()
+        .values("content_id", "field_name")
+        .annotate(parent=Min("parent"))
+        .values_list("content_id", "field_name", "parent")
+    }
+    values: dict[tuple[str, str], Any] = {}
+    rows = (
+        of_objects.filter(parent__in=set(firsts.values()))
+        .order_by("pk")
+        .values_list("content_id", "field_name", "parent", "old_value")
+    )
+    for content_id, name, parent, old in rows:
+        key = (content_id, name)
+        if firsts[key] == parent and key not in values:
+            values[key] = old
+    return values
+
+
+def _write_placed(
+    model: type[Model],
+    content_type: ContentType,
+    db: str,
+    rows: list[Model],
+    started: dict[str, _First],
+    revision: Model,
+) -> None:
+    """Baselines placed before the first delta of rows whose history starts
+    with Updates: the values before that delta, walked back from the row."""
+    tracker = tracker_for(model)
+    assert tracker is not None
+    object_delta = get_object_delta_model()
+    attribute_delta = get_attribute_delta_model()
+    set_ = attribute_delta.ACTION_SET  # type: ignore[attr-defined]
+    olds = _first_old_values(content_type, db, [str(row.pk) for row in rows])
+    object_deltas = []
+    attribute_deltas = []
+    for row in rows:
+        content_id = str(row.pk)
+        first = started[content_id]
+        object_deltas.append(
+            object_delta(
+                pk=-first.pk,
+                revision=revision,
+                actor_type_id=None,
+                actor_id=None,
+                action=object_delta.ACTION_CREATE,  # type: ignore[attr-defined]
+                description=DESCRIPTION,
+                content_type_id=content_type.pk,
+                content_id=content_id,
+                created_at=first.created_at,
+            )
+        )
+        d = row.__dict__
+        for tf in tracker.fields:
+            if tf.attname not in d:
+                continue
+            key = (content_id, tf.name)
+            value = (
+                olds[key]
+                if key in olds
+                else stored_value(tracker, tf.attname, d[tf.attname])
+            )
+            attribute_deltas.append(
+                attribute_delta(
+                    revision=revision,
+                    parent_id=-first.pk,
+                    actor_type_id=None,
+                    actor_id=None,
+                    action=set_,
+                    description="",
+                    content_type_id=content_type.pk,
+                    content_id=content_id,
+                    created_at=first.created_at,
+                    field_name=tf.name,
+                    old_value=None,
+                    new_value=value,
+                )
+            )
+    object_delta._default_manager.db_manager(db).bulk_create(object_deltas)
+    attribute_delta._default_manager.db_manager(db).bulk_create(attribute_deltas)
+
+
 def backfill(
     models: Iterable[type[Model]] | None = None,
     *,
@@ -97,12 +241,13 @@ def backfill(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> BackfillResult:
-    """Write a baseline Create for each row of ``models`` that has none.
+    """Write a baseline Create for each row of ``models`` that has none
+    (before its first delta when it has history; see the module doc).
 
-    ``models`` defaults to every tracked model (non-tracked models raise
-    ``ValueError``). ``progress(model, done, total)`` is called after each
-    batch. With ``dry_run`` every batch is rolled back: the result says what
-    would be written.
+        ``models`` defaults to every tracked model (non-tracked models raise
+        ``ValueError``). ``progress(model, done, total)`` is called after each
+        batch. With ``dry_run`` every batch is rolled back: the result says what
+        would be written.
     """
     chosen = list(models) if models is not None else tracked_models()
     for model in chosen:
@@ -110,8 +255,6 @@ def backfill(
             raise ValueError(f"{model._meta.label} is not tracked by revy.")
     result = BackfillResult()
     revision: Model | None = None
-    object_delta = get_object_delta_model()
-    create = object_delta.ACTION_CREATE  # type: ignore[attr-defined]
     for model in chosen:
         if model._meta.proxy:
             continue
@@ -129,14 +272,8 @@ def backfill(
                 break
             last = batch[-1].pk
             done += len(batch)
-            have = set(
-                object_delta._default_manager.db_manager(db)
-                .filter(
-                    content_type=content_type,
-                    action=create,
-                    content_id__in=[str(row.pk) for row in batch],
-                )
-                .values_list("content_id", flat=True)
+            have, started = _history_of(
+                content_type, db, [str(row.pk) for row in batch]
             )
             missing = [row for row in batch if str(row.pk) not in have]
             if missing:
@@ -144,10 +281,17 @@ def backfill(
                     if revision is None or revision._state.db != db:
                         revision = get_revision_model()(description=DESCRIPTION)
                         revision.save(using=db)
-                    with Context(enabled=True, revision=revision, actor=None):
-                        frame = current_frame()
-                        assert frame is not None
-                        write_history(db, _changes(model, missing), frame)
+                    fresh = [row for row in missing if str(row.pk) not in started]
+                    placed = [row for row in missing if str(row.pk) in started]
+                    if fresh:
+                        with Context(enabled=True, revision=revision, actor=None):
+                            frame = current_frame()
+                            assert frame is not None
+                            write_history(db, _changes(model, fresh), frame)
+                    if placed:
+                        _write_placed(
+                            model, content_type, db, placed, started, revision
+                        )
                     if dry_run:
                         transaction.set_rollback(True, using=db)
                         revision = None

@@ -13,7 +13,7 @@ from revy_core import Context
 from revy_core.backfill import DESCRIPTION, backfill
 from revy_core.models import AttributeDelta, ObjectDelta, ObjectSnapshot, Revision
 from tests.testapp.history import changes, history_counts, object_deltas
-from tests.testapp.models import Account, Profile, Untracked
+from tests.testapp.models import Account, Organization, Profile, Untracked
 
 pytestmark = pytest.mark.django_db
 
@@ -70,15 +70,118 @@ def test_idempotent_and_resumable():
     assert backfill([Account]).total == 1
 
 
-def test_rows_updated_but_never_created_in_history_get_a_baseline():
-    account = Account.objects.create(name="before")
+def _snapshots(model, pk) -> list[tuple[str, dict]]:
+    """Each delta of one object, oldest first: its action and the snapshot's
+    field values (None for a field the snapshot does not know)."""
+    deltas = (
+        ObjectDelta.objects.filter(
+            content_type=ContentType.objects.get_for_model(model),
+            content_id=str(pk),
+        )
+        .annotate(snapshot=ObjectSnapshot(model))
+        .order_by("pk")
+    )
+    result = []
+    for delta in deltas:
+        deferred = delta.snapshot.get_deferred_fields()
+        values = {
+            f.attname: None
+            if f.attname in deferred
+            else getattr(delta.snapshot, f.attname)
+            for f in model._meta.concrete_fields
+        }
+        result.append((delta.action, values))
+    return result
+
+
+def _state(account: Account) -> dict:
+    account.refresh_from_db()
+    return {
+        f.attname: getattr(account, f.attname) for f in Account._meta.concrete_fields
+    }
+
+
+def test_rows_whose_history_starts_with_updates_get_a_baseline_before_it(
+    django_user_model,
+):
+    owner = django_user_model.objects.create_user("owner")
+    organization = Organization.objects.create(name="org")
+    account = Account.objects.create(
+        name="before", balance=decimal.Decimal("1.50"), owner=owner
+    )
+    states = [_state(account)]
     with Context():
-        account.name = "after"
+        account.name = "renamed"
         account.save()
-    backfill([Account])
-    deltas = object_deltas(account)
-    assert [d.action for d in deltas] == ["update", "create"]
-    assert changes(deltas[1])["name"] == (None, "after")
+    states.append(_state(account))
+    with Context():
+        account.balance = decimal.Decimal("9.25")
+        account.organization = organization
+        account.save()
+    states.append(_state(account))
+    with Context():
+        account.name = "renamed again"
+        account.save()
+    states.append(_state(account))
+    first = object_deltas(account)[0]
+    # Before the backfill, the snapshot at the first update knows only the
+    # field it changed.
+    assert _snapshots(Account, account.pk)[0][1]["balance"] is None
+
+    result = backfill([Account])
+
+    assert result.created == {"testapp.Account": 1}
+    baseline = object_deltas(account)[0]
+    assert baseline.pk == -first.pk
+    assert baseline.action == ObjectDelta.ACTION_CREATE
+    assert baseline.revision_id == result.revision_id
+    assert baseline.created_at == first.created_at
+    assert baseline.actor_id is None
+    assert baseline.description == DESCRIPTION
+    assert changes(baseline) == {
+        "id": (None, account.pk),
+        "owner": (None, owner.pk),
+        "organization": (None, None),
+        "name": (None, "before"),
+        "balance": (None, "1.50"),
+    }
+    snapshots = _snapshots(Account, account.pk)
+    assert [action for action, _ in snapshots] == [
+        "create",
+        "update",
+        "update",
+        "update",
+    ]
+    assert [values for _, values in snapshots] == states
+
+
+def test_deleted_rows_keep_their_history_and_placed_baselines_are_idempotent():
+    accounts = [Account.objects.create(name=f"a{i}", balance=i) for i in range(5)]
+    for account in accounts[:3]:
+        with Context():
+            account.balance = 100
+            account.save()
+    deleted = accounts[2].pk
+    with Context():
+        accounts[2].delete()
+    before = history_counts()
+    dry = backfill([Account], batch_size=2, dry_run=True)
+    assert dry.created == {"testapp.Account": 4}
+    assert history_counts() == before
+    result = backfill([Account], batch_size=2)
+    assert result.created == {"testapp.Account": 4}
+    for index, account in enumerate(accounts[:2]):
+        deltas = object_deltas(account)
+        assert [d.action for d in deltas] == ["create", "update"]
+        assert changes(deltas[0])["balance"] == (None, f"{index}.00")
+        assert changes(deltas[1])["balance"] == (f"{index}.00", "100.00")
+    for account in accounts[3:]:
+        assert [d.action for d in object_deltas(account)] == ["create"]
+    # A deleted row is not a row: its history is left as it is.
+    assert [d.action for d in object_deltas(Account, deleted)] == ["update", "delete"]
+    counts = history_counts()
+    assert backfill([Account]).total == 0
+    assert history_counts() == counts
 
 
 def test_masked_and_excluded_fields_follow_the_settings(django_user_model):

@@ -13,10 +13,12 @@ from revy_core.management.base import OperationCommand, Progress, parse_model
 
 class Command(OperationCommand):
     help = (
-        "Write a baseline Create (every field's current value) for each row of "
-        "the given tracked models (default: all) that has no Create in history, "
-        "all in one revision credited to the system. Batched and committed per "
-        "batch: rerun to resume; rows already covered are skipped."
+        "Write a baseline Create for each row of the given tracked models "
+        "(default: all) that has no Create in history: every field's current "
+        "value, or, for a row whose history starts with updates, its values "
+        "before the first update, placed before it. All in one revision "
+        "credited to the system. Batched and committed per batch: rerun to "
+        "resume; rows already covered are skipped."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

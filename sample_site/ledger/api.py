@@ -20,7 +20,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI, Query, Router, Schema
+from django.utils import timezone
+from ninja import Field, NinjaAPI, Query, Router, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from revy_core import Context
@@ -38,6 +39,7 @@ from sample_site.ledger.schemas import (
     AccountPatch,
     ErrorOut,
     HistoryOut,
+    ObjectRef,
     RestoreOut,
     RevisionOut,
     StateOut,
@@ -532,13 +534,89 @@ def _state(
             "timestamp)."
         )
     _check_history(user, model, pk, write=False)
-    state = history.state_as_of(model, pk, revision=query.revision, at=query.at)
+    point = query.revision if query.revision is not None else _aware(query.at)
+    assert point is not None
+    state = history.state(model, pk, point)
     return {
         "object": {"type": _name(model), "id": str(pk)},
         "exists": state.exists,
-        "revision": state.delta.revision_id,
-        "at": state.delta.created_at,
+        "revision": state.revision_id,
+        "at": state.created_at,
         "values": state.values,
+    }
+
+
+def _aware(at: datetime.datetime | None) -> datetime.datetime | None:
+    """A time without a zone is in the site's time zone."""
+    if at is None or timezone.is_aware(at):
+        return at
+    return timezone.make_aware(at)
+
+
+POINT = (
+    "A revision id (the object as that revision left it) or an ISO 8601 time "
+    "(the object as it was then)."
+)
+
+
+class DiffQuery(Schema):
+    start: int | datetime.datetime | None = Field(
+        None, description=POINT + " Default: before the object's history."
+    )
+    end: int | datetime.datetime | None = Field(
+        None, description=POINT + " Default: its latest state."
+    )
+
+
+class PointOut(Schema):
+    exists: bool = Field(description="false before its history, or once deleted")
+    revision: int | None = Field(
+        description="The revision of the last change by then; null before its history."
+    )
+    at: datetime.datetime | None = Field(description="When that change was made.")
+
+
+class FieldDiffOut(Schema):
+    field: str
+    old: Any = Field(None, description="The value at `start`, as history stores it.")
+    new: Any = Field(None, description="The value at `end`.")
+
+
+class DiffOut(Schema):
+    object: ObjectRef
+    start: PointOut
+    end: PointOut
+    changed: bool = Field(description="Anything changed, existence included.")
+    changes: list[FieldDiffOut]
+
+
+def _point_out(state: history.State) -> dict[str, Any]:
+    return {
+        "exists": state.exists,
+        "revision": state.revision_id,
+        "at": state.created_at,
+    }
+
+
+def _diff(
+    user: Any, model: type[models.Model], pk: int, query: DiffQuery
+) -> dict[str, Any]:
+    _check_history(user, model, pk, write=False)
+    start, end, difference = history.difference(
+        model,
+        pk,
+        query.start if isinstance(query.start, int) else _aware(query.start),
+        query.end if isinstance(query.end, int) else _aware(query.end),
+    )
+    return {
+        "object": {"type": _name(model), "id": str(pk)},
+        "start": _point_out(start),
+        "end": _point_out(end),
+        "changed": bool(difference),
+        "changes": [
+            {"field": name, "old": old, "new": new}
+            for name, (old, new) in difference.changes.items()
+        ],
     }
 
 
@@ -570,6 +648,15 @@ async def account_state(
     return await run(_state, request.auth, Account, account_id, query)  # type: ignore[attr-defined]
 
 
+@accounts.get("/{int:account_id}/diff", response={200: DiffOut, **ERRORS})
+async def account_diff(
+    request: HttpRequest, account_id: int, query: Query[DiffQuery]
+) -> Any:
+    """What changed in the account, field by field, between two points of its
+    history (`?start=` and `?end=`: revision ids or times)."""
+    return await run(_diff, request.auth, Account, account_id, query)  # type: ignore[attr-defined]
+
+
 @accounts.post(
     "/{int:account_id}/restore", response={201: RestoreOut, **RESTORE_ERRORS}
 )
@@ -593,6 +680,14 @@ async def transaction_state(
 ) -> Any:
     """The transaction as it was after a revision or at a time."""
     return await run(_state, request.auth, Transaction, transaction_id, query)  # type: ignore[attr-defined]
+
+
+@transactions.get("/{int:transaction_id}/diff", response={200: DiffOut, **ERRORS})
+async def transaction_diff(
+    request: HttpRequest, transaction_id: int, query: Query[DiffQuery]
+) -> Any:
+    """What changed in the transaction, field by field, between two points."""
+    return await run(_diff, request.auth, Transaction, transaction_id, query)  # type: ignore[attr-defined]
 
 
 @transactions.post(

@@ -1,8 +1,14 @@
-"""Reading history back: per object, per revision, as of a point in time, and
-restoring deleted objects. Shared by the API and the admin.
+"""Reading history back: per object, per revision, at a point in time, the
+difference between two points, and restoring deleted objects. Shared by the
+API and the admin.
 
-Everything here uses revy_core's public models: ``Revision``,
-``ObjectDelta`` (with its ``attribute_deltas``) and ``ObjectSnapshot``.
+Everything here uses revy's public API: the state of an object at a point
+and the difference between two points come from ``revy_core.diff``
+(``state_at``, ``diff``); the per-delta listings read ``ObjectDelta`` (with
+its ``attribute_deltas``) themselves, because they show who made each
+change as an object (user, organization or system) where
+``revy_core.history`` gives a display string; restores rebuild instances
+with ``ObjectSnapshot``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from django.db import models
 from django.db import transaction as db
 
 from revy_core import Context
+from revy_core.diff import Diff, diff, state_at
 from revy_core.models import AttributeDelta, ObjectDelta, ObjectSnapshot, Revision
 from sample_site.ledger.errors import Conflict, NotFound
 from sample_site.ledger.models import Account, Membership, Organization, Transaction
@@ -27,16 +34,17 @@ __all__ = [
     "Actor",
     "Entry",
     "FieldChange",
+    "Point",
     "State",
     "actors",
+    "difference",
     "display_name",
     "last_deletion",
     "object_history",
     "organization_id_of",
     "restore",
     "revision_history",
-    "snapshot_values",
-    "state_as_of",
+    "state",
 ]
 
 SYSTEM_NAME = "System"
@@ -84,17 +92,20 @@ class Entry:
         return _type_name(self.model)
 
 
+#: A point of an object's history: a revision id or an aware datetime.
+Point = int | datetime.datetime
+
+
 @dataclass
 class State:
-    """An object as it was right after a given delta."""
+    """An object at a point of its history: whether it existed, its values as
+    history stores them (related objects by primary key), and the revision
+    and time of the last change by then (``None`` before its history)."""
 
-    delta: Any
-    instance: models.Model
     exists: bool
-
-    @property
-    def values(self) -> dict[str, Any]:
-        return snapshot_values(self.instance)
+    values: dict[str, Any]
+    revision_id: int | None
+    created_at: datetime.datetime | None
 
 
 def _type_name(model: type[models.Model] | None) -> str:
@@ -256,43 +267,38 @@ def revision_history(revision_id: int) -> tuple[Any, list[Entry]]:
     )
 
 
-def snapshot_values(instance: models.Model) -> dict[str, Any]:
-    """The field values of a snapshot by field name (related objects by primary
-    key, as history stores them), without loading anything more."""
-    deferred = instance.get_deferred_fields()
-    values = {}
-    for f in instance._meta.concrete_fields:
-        if f.attname in deferred:
-            continue
-        values[f.name] = getattr(instance, f.attname)
-    return values
-
-
-def state_as_of(
-    model: type[models.Model],
-    pk: Any,
-    *,
-    revision: int | None = None,
-    at: datetime.datetime | None = None,
-) -> State:
-    """The object as it was after ``revision``, or at time ``at``."""
-    queryset = _deltas_of(model, pk)
-    if revision is not None:
-        queryset = queryset.filter(revision_id__lte=revision)
-    if at is not None:
-        queryset = queryset.filter(created_at__lte=at)
-    delta = (
-        queryset.select_related("revision")
-        .annotate(snapshot=ObjectSnapshot(model))
-        .order_by("-pk")
-        .first()
+def _when(object_delta_ids: Iterable[int | None]) -> dict[int, tuple[int, Any]]:
+    """``{object delta id: (revision id, created_at)}``, in one query."""
+    ids = [pk for pk in object_delta_ids if pk is not None]
+    rows = ObjectDelta.objects.filter(pk__in=ids).values_list(
+        "pk", "revision_id", "created_at"
     )
-    name = _type_name(model)
-    if delta is None:
-        when = f"revision {revision}" if revision is not None else f"{at}"
-        raise NotFound(f"The {name} {pk} has no history as of {when}.")
-    exists = delta.action != ObjectDelta.ACTION_DELETE
-    return State(delta=delta, instance=delta.snapshot, exists=exists)
+    return {pk: (revision_id, created_at) for pk, revision_id, created_at in rows}
+
+
+def _state(found: Any, when: dict[int, tuple[int, Any]]) -> State:
+    revision_id, created_at = when.get(found.object_delta_id, (None, None))
+    return State(found.exists, found.values, revision_id, created_at)
+
+
+def state(model: type[models.Model], pk: Any, point: Point) -> State:
+    """The object as it was after revision ``point``, or at time ``point``
+    (``revy_core.diff.state_at``)."""
+    found = state_at(model, pk, point)
+    if found.object_delta_id is None:
+        when = f"revision {point}" if isinstance(point, int) else f"{point}"
+        raise NotFound(f"The {_type_name(model)} {pk} has no history as of {when}.")
+    return _state(found, _when([found.object_delta_id]))
+
+
+def difference(
+    model: type[models.Model], pk: Any, start: Point | None, end: Point | None
+) -> tuple[State, State, Diff]:
+    """What changed in an object between two points (``revy_core.diff.diff``):
+    ``start`` defaults to before its history, ``end`` to its latest state."""
+    found = diff(model, pk, start, end)
+    when = _when([found.start.object_delta_id, found.end.object_delta_id])
+    return _state(found.start, when), _state(found.end, when), found
 
 
 def last_deletion(model: type[models.Model], pk: Any) -> Any:
@@ -324,18 +330,7 @@ def _current_or_last(model: type[models.Model], pk: Any, attname: str) -> Any:
     value = current.first()
     if value is not None:
         return value
-    latest = _latest_snapshot(model, pk)
-    return None if latest is None else latest.get(attname.removesuffix("_id"))
-
-
-def _latest_snapshot(model: type[models.Model], pk: Any) -> dict[str, Any] | None:
-    delta = (
-        _deltas_of(model, pk)
-        .annotate(snapshot=ObjectSnapshot(model))
-        .order_by("-pk")
-        .first()
-    )
-    return None if delta is None else snapshot_values(delta.snapshot)
+    return state_at(model, pk).values.get(attname.removesuffix("_id"))
 
 
 def _restore_one(delta: Any) -> models.Model:

@@ -568,6 +568,86 @@ def test_state_needs_one_point_in_time(api: Api, account: dict[str, Any]) -> Non
     assert "no history as of" in response.json()["detail"]
 
 
+def test_account_diff_between_revisions_and_times(
+    api: Api, account: dict[str, Any], acme: Any
+) -> None:
+    path = f"/api/accounts/{account['id']}"
+    opened = Revision.objects.get(description="Open the operating account")
+    api.patch(path, {"name": "Main"}, user="alice", message="Rename")
+    renamed = Revision.objects.get(description="Rename")
+    api.post(
+        "/api/transactions",
+        {"account": account["id"], "description": "x", "amount": "7.50"},
+        user="alice",
+        message="Book",
+    )
+    booked = Revision.objects.get(description="Book")
+
+    response = api.get(f"{path}/diff?start={opened.pk}&end={renamed.pk}", user="bob")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["object"] == {"type": "account", "id": str(account["id"])}
+    assert body["start"]["exists"] is True
+    assert body["start"]["revision"] == opened.pk
+    assert body["end"]["revision"] == renamed.pk
+    assert body["changed"] is True
+    assert body["changes"] == [{"field": "name", "old": "Operating", "new": "Main"}]
+
+    # From before its history to its latest state: every field.
+    body = api.get(f"{path}/diff", user="alice").json()
+    assert body["start"] == {"exists": False, "revision": None, "at": None}
+    assert body["end"]["revision"] == booked.pk
+    changes = {c["field"]: (c["old"], c["new"]) for c in body["changes"]}
+    assert changes["name"] == (None, "Main")
+    assert changes["organization"] == (None, acme.pk)
+    assert changes["balance"] == (None, "7.50")
+
+    # A time: the account as it was then, here right after the rename.
+    at = ObjectDelta.objects.get(revision=renamed).created_at
+    body = api.get(f"{path}/diff?start={quote(at.isoformat())}", user="alice").json()
+    assert body["start"]["revision"] == renamed.pk
+    # JSON keeps milliseconds.
+    start_at = datetime.datetime.fromisoformat(body["start"]["at"])
+    assert abs(start_at - at) < datetime.timedelta(milliseconds=1)
+    assert body["changes"] == [{"field": "balance", "old": "0.00", "new": "7.50"}]
+
+    body = api.get(f"{path}/diff?start={renamed.pk}&end={renamed.pk}", user="alice")
+    assert body.json()["changed"] is False
+    assert body.json()["changes"] == []
+
+
+def test_transaction_diff_through_its_deletion(
+    api: Api, account: dict[str, Any]
+) -> None:
+    created = api.post(
+        "/api/transactions",
+        {"account": account["id"], "description": "x", "amount": "5.00"},
+        user="alice",
+        message="Book",
+    ).json()
+    path = f"/api/transactions/{created['id']}"
+    api.patch(path, {"description": "y"}, user="alice", message="Describe")
+    api.delete(path, user="alice", message="Drop")
+    booked = Revision.objects.get(description="Book")
+    dropped = Revision.objects.get(description="Drop")
+
+    body = api.get(f"{path}/diff?start={booked.pk}", user="bob").json()
+    assert body["start"]["exists"] is True
+    assert body["end"] == {
+        "exists": False,
+        "revision": dropped.pk,
+        "at": body["end"]["at"],
+    }
+    assert body["changed"] is True
+    assert body["changes"] == [{"field": "description", "old": "x", "new": "y"}]
+
+    assert api.get(f"{path}/diff", user="carol").status_code == 404
+    assert api.get("/api/transactions/999/diff", user="alice").status_code == 404
+    response = api.get(f"{path}/diff?start=yesterday", user="alice")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"].startswith("start")
+
+
 # Restore --------------------------------------------------------------------------
 
 
@@ -687,11 +767,13 @@ def test_openapi_docs(api: Api) -> None:
         "/api/accounts/{account_id}",
         "/api/accounts/{account_id}/history",
         "/api/accounts/{account_id}/state",
+        "/api/accounts/{account_id}/diff",
         "/api/accounts/{account_id}/restore",
         "/api/transactions",
         "/api/transactions/{transaction_id}",
         "/api/transactions/{transaction_id}/history",
         "/api/transactions/{transaction_id}/state",
+        "/api/transactions/{transaction_id}/diff",
         "/api/transactions/{transaction_id}/restore",
         "/api/revisions/{revision_id}",
         "/api/me",

@@ -49,6 +49,42 @@ def test_history_page_names_the_system_correction(admin_client: Client) -> None:
     assert '<ins class="revy-new">DjangoCon tickets</ins>' in html
 
 
+def test_history_page_shows_the_changes_between_two_points(
+    admin_client: Client,
+) -> None:
+    operating = Account.objects.get(name="Operating")
+    opened = Revision.objects.get(description="Open the operating account")
+    chairs = Revision.objects.get(description="Book the office chairs")
+    url = f"/admin/ledger/account/{operating.pk}/history/"
+    html = admin_client.get(url).content.decode()
+    assert f'href="?start={opened.pk}" class="revy-compare-link"' in html
+    assert 'id="revy-compare"' not in html
+
+    html = admin_client.get(f"{url}?start={opened.pk}").content.decode()
+    compare = html[html.index('id="revy-compare"') : html.index('id="revy-history"')]
+    assert f"Changes from revision {opened.pk} (" in compare
+    assert "to revision " in compare
+    # Three bookings: -480.00, -250.00 USD at 0.92, 5200.00; and Erin left.
+    assert '<del class="revy-old">0.00</del>' in compare
+    assert '<ins class="revy-new">4490.00</ins>' in compare
+    assert 'class="revy-old">erin (deleted) #' in compare
+    assert 'data-field="name"' not in compare
+
+    html = admin_client.get(f"{url}?start={opened.pk}&end={chairs.pk}").content.decode()
+    compare = html[html.index('id="revy-compare"') : html.index('id="revy-history"')]
+    assert f"to revision {chairs.pk} (" in compare
+    assert '<ins class="revy-new">-480.00</ins>' in compare
+    assert 'data-field="manager"' not in compare
+
+    html = admin_client.get(f"{url}?end={opened.pk}").content.decode()
+    compare = html[html.index('id="revy-compare"') : html.index('id="revy-history"')]
+    assert "Changes from before its history" in compare
+    assert "It was created in between." in compare
+    assert '<ins class="revy-new">Operating</ins>' in compare
+
+    assert admin_client.get(f"{url}?start=yesterday").status_code == 404
+
+
 def test_deleted_objects_and_restore(admin_client: Client) -> None:
     travel_pk = (
         ObjectDelta.objects.filter(

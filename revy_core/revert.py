@@ -19,9 +19,10 @@ objects. As with any bulk write, models' ``save()`` methods and
 The undo is recorded like any change, in one new revision described as
 ``Revert revision <pk>: <its description>``, inside one transaction. It is
 refused with ``RevertConflict``, listing every conflict, when a later delta
-of another revision changed the same fields (or recreated, deleted or changed a created or
-deleted object), unless ``force=True``: then conflicting fields are
-overwritten and objects that can no longer be undone are skipped.
+of another revision changed the same fields (or recreated, deleted or
+changed a created or deleted object), unless ``force=True``: then
+conflicting fields are overwritten and objects that can no longer be undone
+are skipped.
 
 Masked fields cannot be restored (history holds the mask, not the value):
 they are left as they are and listed in ``RevertResult.skipped``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -70,7 +71,7 @@ def test_idempotent_and_resumable():
     assert backfill([Account]).total == 1
 
 
-def _snapshots(model, pk) -> list[tuple[str, dict]]:
+def _snapshots(model, pk) -> list[tuple[str, dict[str, Any]]]:
     """Each delta of one object, oldest first: its action and the snapshot's
     field values (None for a field the snapshot does not know)."""
     deltas = (
@@ -94,7 +95,7 @@ def _snapshots(model, pk) -> list[tuple[str, dict]]:
     return result
 
 
-def _state(account: Account) -> dict:
+def _state(account: Account) -> dict[str, Any]:
     account.refresh_from_db()
     return {
         f.attname: getattr(account, f.attname) for f in Account._meta.concrete_fields

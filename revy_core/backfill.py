@@ -16,6 +16,10 @@ share one revision, described as a backfill and credited to the system.
   has its own first delta, and a row with a Create is never backfilled
   again), and that delta's ``created_at``. Snapshots at every recorded
   delta are then complete.
+- An object deleted since whose history has no Create (Updates and a
+  Delete, or only the Delete) gets the same placed baseline, walked back
+  from the final values its Delete holds. These are found after the rows,
+  in pages of content ids (keyset) of objects with history and no Create.
 
 It walks each table by primary key in batches: one query for the rows, one
 for which of them have history and a Create, and for the rows whose history
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import router, transaction
 from django.db.models import Count, Min, Model, Q
 
@@ -173,22 +178,23 @@ def _write_placed(
     model: type[Model],
     content_type: ContentType,
     db: str,
-    rows: list[Model],
+    objects: list[tuple[str, Model | None]],
     started: dict[str, _First],
     revision: Model,
 ) -> None:
-    """Baselines placed before the first delta of rows whose history starts
-    with Updates: the values before that delta, walked back from the row."""
+    """Baselines placed before the first delta of objects whose history
+    starts with Updates (or a Delete): the values before that delta, walked
+    back from the row (``None`` for a row deleted since: walked back from the
+    final values its Delete holds)."""
     tracker = tracker_for(model)
     assert tracker is not None
     object_delta = get_object_delta_model()
     attribute_delta = get_attribute_delta_model()
     set_ = attribute_delta.ACTION_SET  # type: ignore[attr-defined]
-    olds = _first_old_values(content_type, db, [str(row.pk) for row in rows])
+    olds = _first_old_values(content_type, db, [pk for pk, _ in objects])
     object_deltas = []
     attribute_deltas = []
-    for row in rows:
-        content_id = str(row.pk)
+    for content_id, row in objects:
         first = started[content_id]
         object_deltas.append(
             object_delta(
@@ -203,16 +209,15 @@ def _write_placed(
                 created_at=first.created_at,
             )
         )
-        d = row.__dict__
+        d = row.__dict__ if row is not None else {}
         for tf in tracker.fields:
-            if tf.attname not in d:
-                continue
             key = (content_id, tf.name)
-            value = (
-                olds[key]
-                if key in olds
-                else stored_value(tracker, tf.attname, d[tf.attname])
-            )
+            if key in olds:
+                value = olds[key]
+            elif tf.attname in d:
+                value = stored_value(tracker, tf.attname, d[tf.attname])
+            else:
+                continue
             attribute_deltas.append(
                 attribute_delta(
                     revision=revision,
@@ -233,6 +238,99 @@ def _write_placed(
     attribute_delta._default_manager.db_manager(db).bulk_create(attribute_deltas)
 
 
+def _deleted_without_create(
+    model: type[Model],
+    content_type: ContentType,
+    db: str,
+    after: str | None,
+    batch_size: int,
+) -> tuple[str | None, dict[str, _First]]:
+    """The next page (keyset on content id) of objects with history, no
+    Create and no row: the last content id read, and each one's first delta."""
+    object_delta = get_object_delta_model()
+    create = object_delta.ACTION_CREATE  # type: ignore[attr-defined]
+    od = object_delta._default_manager.db_manager(db).filter(content_type=content_type)
+    if after is not None:
+        od = od.filter(content_id__gt=after)
+    page = list(
+        od.order_by()
+        .values("content_id")
+        .annotate(first=Min("pk"), creates=Count("pk", filter=Q(action=create)))
+        .filter(creates=0)
+        .order_by("content_id")
+        .values_list("content_id", "first")[:batch_size]
+    )
+    if not page:
+        return None, {}
+    firsts = dict(page)
+    pk_field = model._meta.pk
+    assert pk_field is not None
+    keys = []
+    for content_id in firsts:
+        try:
+            keys.append(pk_field.to_python(content_id))
+        except ValidationError:
+            continue
+    for pk in (
+        model._base_manager.db_manager(db)
+        .filter(pk__in=keys)
+        .values_list("pk", flat=True)
+    ):
+        firsts.pop(str(pk), None)
+    created_at = dict(
+        object_delta._default_manager.db_manager(db)
+        .filter(pk__in=list(firsts.values()))
+        .values_list("pk", "created_at")
+    )
+    started = {
+        content_id: _First(first, created_at[first])
+        for content_id, first in firsts.items()
+    }
+    return page[-1][0], started
+
+
+class _Writer:
+    """Writes each batch in its own transaction, all in one revision per
+    database (rolled back with ``dry_run``)."""
+
+    def __init__(self, result: BackfillResult, dry_run: bool) -> None:
+        self.result = result
+        self.dry_run = dry_run
+        self.revision: Model | None = None
+
+    def write(
+        self,
+        model: type[Model],
+        content_type: ContentType,
+        db: str,
+        fresh: list[Model],
+        placed: list[tuple[str, Model | None]],
+        started: dict[str, _First],
+    ) -> None:
+        if not fresh and not placed:
+            return
+        with transaction.atomic(using=db):
+            revision = self.revision
+            if revision is None or revision._state.db != db:
+                revision = get_revision_model()(description=DESCRIPTION)
+                revision.save(using=db)
+            if fresh:
+                with Context(enabled=True, revision=revision, actor=None):
+                    frame = current_frame()
+                    assert frame is not None
+                    write_history(db, _changes(model, fresh), frame)
+            if placed:
+                _write_placed(model, content_type, db, placed, started, revision)
+            if self.dry_run:
+                transaction.set_rollback(True, using=db)
+                revision = None
+        self.revision = revision
+        if revision is not None:
+            self.result.revision_id = revision.pk
+        label = model._meta.label
+        self.result.created[label] += len(fresh) + len(placed)
+
+
 def backfill(
     models: Iterable[type[Model]] | None = None,
     *,
@@ -241,29 +339,29 @@ def backfill(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> BackfillResult:
-    """Write a baseline Create for each row of ``models`` that has none
-    (before its first delta when it has history; see the module doc).
+    """Write a baseline Create for each object of ``models`` that has none;
+    see the module doc.
 
-        ``models`` defaults to every tracked model (non-tracked models raise
-        ``ValueError``). ``progress(model, done, total)`` is called after each
-        batch. With ``dry_run`` every batch is rolled back: the result says what
-        would be written.
+    ``models`` defaults to every tracked model (non-tracked models raise
+    ``ValueError``). ``progress(model, done, total)`` is called after each
+    batch of rows. With ``dry_run`` every batch is rolled back: the result
+    says what would be written.
     """
     chosen = list(models) if models is not None else tracked_models()
     for model in chosen:
         if tracker_for(model) is None:
             raise ValueError(f"{model._meta.label} is not tracked by revy.")
     result = BackfillResult()
-    revision: Model | None = None
+    writer = _Writer(result, dry_run)
     for model in chosen:
         if model._meta.proxy:
             continue
+        result.created[model._meta.label] = 0
         db = using or router.db_for_write(model)
         content_type = ContentType.objects.db_manager(db).get_for_model(model)
         rows = model._base_manager.db_manager(db).order_by("pk")
         total = rows.count()
         done = 0
-        written = 0
         last: Any = None
         while True:
             page = rows if last is None else rows.filter(pk__gt=last)
@@ -276,29 +374,29 @@ def backfill(
                 content_type, db, [str(row.pk) for row in batch]
             )
             missing = [row for row in batch if str(row.pk) not in have]
-            if missing:
-                with transaction.atomic(using=db):
-                    if revision is None or revision._state.db != db:
-                        revision = get_revision_model()(description=DESCRIPTION)
-                        revision.save(using=db)
-                    fresh = [row for row in missing if str(row.pk) not in started]
-                    placed = [row for row in missing if str(row.pk) in started]
-                    if fresh:
-                        with Context(enabled=True, revision=revision, actor=None):
-                            frame = current_frame()
-                            assert frame is not None
-                            write_history(db, _changes(model, fresh), frame)
-                    if placed:
-                        _write_placed(
-                            model, content_type, db, placed, started, revision
-                        )
-                    if dry_run:
-                        transaction.set_rollback(True, using=db)
-                        revision = None
-                if not dry_run and revision is not None:
-                    result.revision_id = revision.pk
-                written += len(missing)
+            writer.write(
+                model,
+                content_type,
+                db,
+                [row for row in missing if str(row.pk) not in started],
+                [(str(row.pk), row) for row in missing if str(row.pk) in started],
+                started,
+            )
             if progress is not None:
                 progress(model, done, total)
-        result.created[model._meta.label] = written
+        after: str | None = None
+        while True:
+            after, started = _deleted_without_create(
+                model, content_type, db, after, batch_size
+            )
+            if after is None:
+                break
+            writer.write(
+                model,
+                content_type,
+                db,
+                [],
+                [(content_id, None) for content_id in started],
+                started,
+            )
     return result

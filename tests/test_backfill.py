@@ -156,7 +156,7 @@ def test_rows_whose_history_starts_with_updates_get_a_baseline_before_it(
     assert [values for _, values in snapshots] == states
 
 
-def test_deleted_rows_keep_their_history_and_placed_baselines_are_idempotent():
+def test_placed_baselines_in_batches_deleted_rows_included_idempotent():
     accounts = [Account.objects.create(name=f"a{i}", balance=i) for i in range(5)]
     for account in accounts[:3]:
         with Context():
@@ -165,12 +165,23 @@ def test_deleted_rows_keep_their_history_and_placed_baselines_are_idempotent():
     deleted = accounts[2].pk
     with Context():
         accounts[2].delete()
+    # Rows that existed before tracking and were deleted under it: three
+    # more pages of two.
+    old = [Account.objects.create(name=f"old{i}") for i in range(5)]
+    old_pks = [account.pk for account in old]
+    with Context():
+        Account.objects.filter(pk__in=old_pks).delete()
+    with Context():
+        gone = Account.objects.create(name="created and deleted in history")
+        gone_pk = gone.pk
+        gone.delete()
     before = history_counts()
     dry = backfill([Account], batch_size=2, dry_run=True)
-    assert dry.created == {"testapp.Account": 4}
+    assert dry.created == {"testapp.Account": 10}
+    assert dry.revision_id is None
     assert history_counts() == before
     result = backfill([Account], batch_size=2)
-    assert result.created == {"testapp.Account": 4}
+    assert result.created == {"testapp.Account": 10}
     for index, account in enumerate(accounts[:2]):
         deltas = object_deltas(account)
         assert [d.action for d in deltas] == ["create", "update"]
@@ -178,10 +189,32 @@ def test_deleted_rows_keep_their_history_and_placed_baselines_are_idempotent():
         assert changes(deltas[1])["balance"] == (f"{index}.00", "100.00")
     for account in accounts[3:]:
         assert [d.action for d in object_deltas(account)] == ["create"]
-    # A deleted row is not a row: its history is left as it is.
-    assert [d.action for d in object_deltas(Account, deleted)] == ["update", "delete"]
+    # A row deleted since: walked back from the final values of its Delete.
+    deltas = object_deltas(Account, deleted)
+    assert [d.action for d in deltas] == ["create", "update", "delete"]
+    assert deltas[0].pk == -deltas[1].pk
+    assert changes(deltas[0]) == {
+        "id": (None, deleted),
+        "owner": (None, None),
+        "organization": (None, None),
+        "name": (None, "a2"),
+        "balance": (None, "2.00"),
+    }
+    snapshots = _snapshots(Account, deleted)
+    assert [values["balance"] for _, values in snapshots] == [
+        decimal.Decimal("2.00"),
+        decimal.Decimal("100.00"),
+        decimal.Decimal("100.00"),
+    ]
+    assert {values["name"] for _, values in snapshots} == {"a2"}
+    for pk, account in zip(old_pks, old, strict=True):
+        deltas = object_deltas(Account, pk)
+        assert [d.action for d in deltas] == ["create", "delete"]
+        assert changes(deltas[0])["name"] == (None, account.name)
+    # An object whose history has its Create is left alone.
+    assert [d.action for d in object_deltas(Account, gone_pk)] == ["create", "delete"]
     counts = history_counts()
-    assert backfill([Account]).total == 0
+    assert backfill([Account], batch_size=2).total == 0
     assert history_counts() == counts
 
 

@@ -6,6 +6,10 @@ session, a live user's password hash, or the value of a live field that
 ``REVY_MASKED_FIELDS`` masks. tests/conftest.py runs it at the end of every
 test that used the database (before its data is rolled back or flushed) and
 fails the session if anything was found.
+
+:func:`scan_history_for_secrets` and :func:`history_holds_no_secret` are
+those two fixtures, for a suite to import into its conftest.py (the sample
+site's does).
 """
 
 from __future__ import annotations
@@ -14,11 +18,17 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from django.apps import apps
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 
-__all__ = ["HASH_PREFIX", "scan"]
+__all__ = [
+    "HASH_PREFIX",
+    "history_holds_no_secret",
+    "scan",
+    "scan_history_for_secrets",
+]
 
 #: What Django's password hashers start a hash with.
 HASH_PREFIX = re.compile(
@@ -94,3 +104,46 @@ def scan(alias: str = "default") -> list[str]:
             if secret in text:
                 findings.append(f"{where}: {what}")
     return findings
+
+
+# Fixtures: scan after every test that used the database, fail the session -----
+
+#: pytest-django's fixtures that give a test the database.
+DB_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+    }
+)
+#: Findings of every test of the session, reported when it ends.
+FOUND: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def history_holds_no_secret() -> Iterator[None]:
+    """Fails the session if any test left a secret in history."""
+    yield
+    assert not FOUND, "secrets in history:\n" + "\n".join(FOUND)
+
+
+@pytest.fixture(autouse=True)
+def scan_history_for_secrets(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used the database, before its data is rolled back
+    or flushed, scan revy's tables for secrets."""
+    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
+        DB_FIXTURES & set(request.fixturenames)
+    )
+    if not uses_db:
+        yield
+        return
+    # Set up the database first, so that this scan runs before its teardown.
+    request.getfixturevalue("_django_db_helper")
+    yield
+    try:
+        found = scan()
+    except (DatabaseError, AssertionError, RuntimeError):
+        # The test left its transaction broken, or barred this database.
+        return
+    FOUND.extend(f"{request.node.nodeid}: {item}" for item in found)

@@ -9,6 +9,12 @@ field, a request through the middleware) leave none.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -20,6 +26,8 @@ from tests.mwapp.helpers import Caller
 from tests.testapp.models import Profile
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _planted(value: str, field_name: str = "note") -> list[str]:
@@ -104,3 +112,60 @@ def test_a_request_that_changes_a_password_and_logs_in_leaves_no_secret(transpor
         user.save()
     assert AttributeDelta.objects.filter(field_name="password").exists()
     assert scan() == []
+
+
+#: A plugin for the sample site's suite: it keeps the first test that uses the
+#: database and, once that test has run (before its teardown), leaves a user's
+#: password hash in a revision's description.
+PLANTING_PLUGIN = """
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    items[:] = [item for item in items if "db" in item.fixturenames][:1]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    try:
+        return (yield)
+    finally:
+        from django.contrib.auth import get_user_model
+        from revy_core.models import Revision
+
+        users = get_user_model()._default_manager
+        user = users.create_user("planted", password="planted password")
+        Revision.objects.create(description=f"leaked {user.password}")
+"""
+
+
+def test_a_secret_left_in_history_fails_the_sample_sites_suite(tmp_path):
+    """The sample site's conftest.py scans history like tests/conftest.py:
+    its suite fails at the end of the session when a test leaves a secret."""
+    (tmp_path / "planting.py").write_text(PLANTING_PLUGIN)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    env["REVY_SAMPLE_DB"] = str(tmp_path / "sample.sqlite3")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--ds=sample_site.settings",
+            "-p",
+            "planting",
+            "sample_site/tests",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    # The test itself passes; the session's end fails, naming it.
+    assert done.returncode == 1, output[-3000:]
+    assert re.search(r"\b1 passed, .*\b1 error\b", output), output[-3000:]
+    test = r"sample_site/tests/\S+::\S+"
+    assert re.search(rf"{test}: revy_revision \d+: a password hash \(", output)
+    assert re.search(rf"{test}: revy_revision \d+: the password hash of user", output)

@@ -1,6 +1,11 @@
 """Fixtures of the sample site's tests: people, organizations, and an API
 client that goes through the whole middleware stack, under WSGI (Django's
-``Client``) or ASGI (``AsyncClient``)."""
+``Client``) or ASGI (``AsyncClient``).
+
+As in revy's suite, every test that uses the database has revy's tables
+scanned for secrets before its data goes, and the session fails on any
+finding (:mod:`tests.history_secrets`; tests/test_secrets.py shows that a
+planted secret fails this suite)."""
 
 from __future__ import annotations
 
@@ -17,6 +22,10 @@ from revy_core import Context
 from revy_core.models import ObjectDelta, Revision
 from sample_site.ledger import demo
 from sample_site.ledger.models import Account, Organization
+from tests.history_secrets import (  # noqa: F401 (fixtures, applied to every test)
+    history_holds_no_secret,
+    scan_history_for_secrets,
+)
 
 TOKENS = {name: token for name, _, _, token in demo.PEOPLE}
 

@@ -2,25 +2,36 @@
 
 ``object_history(Model, pk)`` yields one ``Entry`` per object delta, oldest
 first, with the revision's message, the actor and each field's old and new
-value. It reads in batches, so an object with a long history never sits in
-memory whole. ``label_model`` and ``model_from_label`` are the
-``app_label.Model`` spelling the management commands use.
+value. It reads in batches of object deltas, two queries per batch (the
+object deltas with their revision's message, then their attribute deltas),
+so an object with a long history never sits in memory whole. Rows are read
+as tuples and the stored JSON values of a batch are decoded in one pass;
+actors' names are read when first asked for, one query per actor.
+``label_model`` and ``model_from_label`` are the ``app_label.Model``
+spelling the management commands use.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import router
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
-from revy_core.conf import get_attribute_delta_model, get_object_delta_model
+from revy_core.conf import (
+    get_attribute_delta_model,
+    get_object_delta_model,
+    get_revision_model,
+)
 
 __all__ = [
     "Entry",
@@ -33,30 +44,54 @@ __all__ = [
 BATCH_SIZE = 500
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FieldChange:
-    """One attribute delta: ``field``, ``old`` → ``new`` as stored (JSON)."""
+    """One attribute delta: ``field``, ``old`` → ``new`` as stored (JSON).
+
+    ``actor`` is how the attribute delta's actor reads (``actor_name``); it
+    is looked up on first use.
+    """
 
     field: str
     action: str
     old: Any
     new: Any
-    actor: str
+    actor_type_id: int | None
+    actor_id: str | None
     description: str
+    _names: _ActorNames | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
+
+    @property
+    def actor(self) -> str:
+        return _name(self._names, self.actor_type_id, self.actor_id)
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
-    """One object delta of an object's history."""
+    """One object delta of an object's history.
+
+    ``actor`` is how the object delta's actor reads (``actor_name``); it is
+    looked up on first use.
+    """
 
     object_delta_id: int
     revision_id: int
     created_at: datetime.datetime
     action: str
-    actor: str
+    actor_type_id: int | None
+    actor_id: str | None
     message: str
     description: str
-    changes: list[FieldChange] = field(default_factory=list)
+    changes: list[FieldChange] = dataclasses.field(default_factory=list)
+    _names: _ActorNames | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
+
+    @property
+    def actor(self) -> str:
+        return _name(self._names, self.actor_type_id, self.actor_id)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +160,120 @@ def actor_name(delta: Model) -> str:
     return names(delta.actor_type_id, delta.actor_id)  # type: ignore[attr-defined]
 
 
+def _name(names: _ActorNames | None, type_id: int | None, actor_id: str | None) -> str:
+    if names is None:
+        names = _ActorNames(router.db_for_read(ContentType))
+    return names(type_id, actor_id)
+
+
+class _Reader:
+    """The SQL of a history listing on one database, and its converters."""
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        qn = connection.ops.quote_name
+        object_delta = get_object_delta_model()._meta
+        attribute_delta = get_attribute_delta_model()._meta
+        revision = get_revision_model()._meta
+
+        def column(meta: Any, name: str, alias: str) -> str:
+            field = meta.pk if name == "pk" else meta.get_field(name)
+            return f"{qn(alias)}.{qn(field.column)}"
+
+        def od(name: str) -> str:
+            return column(object_delta, name, "revy_od")
+
+        def ad(name: str) -> str:
+            return column(attribute_delta, name, "revy_ad")
+
+        self.connection = connection
+        self.deltas = (
+            f"SELECT {od('pk')}, {od('revision')}, {od('created_at')},"
+            f" {od('action')}, {od('actor_type')}, {od('actor_id')},"
+            f" {od('description')}, {column(revision, 'description', 'revy_r')}"
+            f" FROM {qn(object_delta.db_table)} {qn('revy_od')}"
+            f" INNER JOIN {qn(revision.db_table)} {qn('revy_r')}"
+            f" ON {od('revision')} = {column(revision, 'pk', 'revy_r')}"
+            f" WHERE {od('content_type')} = %s AND {od('content_id')} = %s"
+            f" AND {od('pk')} > %s ORDER BY {od('pk')} LIMIT %s"
+        )
+        # The attribute deltas of a batch: its object deltas, found again on
+        # revy_od_content_idx by their id range, then their attribute deltas
+        # by their object delta.
+        self.attributes = (
+            f"SELECT {ad('parent')}, {ad('field_name')}, {ad('action')},"
+            f" {ad('old_value')}, {ad('new_value')}, {ad('actor_type')},"
+            f" {ad('actor_id')}, {ad('description')}"
+            f" FROM {qn(attribute_delta.db_table)} {qn('revy_ad')}"
+            f" INNER JOIN {qn(object_delta.db_table)} {qn('revy_od')}"
+            f" ON {ad('parent')} = {od('pk')}"
+            f" WHERE {od('content_type')} = %s AND {od('content_id')} = %s"
+            f" AND {od('pk')} > %s AND {od('pk')} <= %s"
+            f" ORDER BY {ad('parent')}, {ad('pk')}"
+        )
+        self.created_at = self._converter(object_delta.get_field("created_at"))
+        self.value_field = attribute_delta.get_field("new_value")
+        self.value = self._converter(self.value_field)
+        # A JSON value comes back as its JSON text: the values of a batch can
+        # be decoded in one json.loads.
+        self.batch_json = (
+            not connection.ops.get_db_converters(self._col(self.value_field))
+            and getattr(self.value_field, "decoder", None) is None
+        )
+
+    def _col(self, field: Any) -> Any:
+        return field.get_col(field.model._meta.db_table)
+
+    def _converter(self, field: Any) -> Callable[[Any], Any] | None:
+        """What Django does to a value of ``field`` read from the database."""
+        col = self._col(field)
+        converters = [
+            *self.connection.ops.get_db_converters(col),
+            *field.get_db_converters(self.connection),
+        ]
+        if not converters:
+            return None
+        connection = self.connection
+
+        def convert(value: Any) -> Any:
+            for converter in converters:
+                value = converter(value, col, connection)
+            return value
+
+        return convert
+
+    def values(self, raw: Sequence[Any]) -> list[Any]:
+        """The stored JSON values, decoded as the JSON field decodes them."""
+        if self.batch_json and all(type(v) is str for v in raw if v is not None):
+            texts = [v for v in raw if v is not None]
+            try:
+                decoded = json.loads("[" + ",".join(texts) + "]")
+            except ValueError:
+                decoded = None
+            if decoded is not None and len(decoded) == len(texts):
+                values = iter(decoded)
+                return [None if v is None else next(values) for v in raw]
+        convert = self.value
+        return list(raw) if convert is None else [convert(v) for v in raw]
+
+
+_readers: dict[tuple[Any, ...], _Reader] = {}
+
+
+def _reader(using: str) -> _Reader:
+    connection = connections[using]
+    key = (
+        using,
+        connection.vendor,
+        get_object_delta_model(),
+        get_attribute_delta_model(),
+        get_revision_model(),
+    )
+    reader = _readers.get(key)
+    if reader is None:
+        reader = _readers[key] = _Reader(connection)
+    return reader
+
+
 def object_history(
     model: type[Model],
     pk: Any,
@@ -132,55 +281,59 @@ def object_history(
     using: str | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> Iterator[Entry]:
-    """Every object delta of one object, oldest first, with its field changes."""
-    object_delta_model = get_object_delta_model()
-    attribute_delta_model = get_attribute_delta_model()
-    using = using or router.db_for_read(object_delta_model)
+    """Every object delta of one object, oldest first, with its field changes.
+
+    Two queries per ``batch_size`` object deltas; the actors' names, read
+    on first use of ``actor``, one more per actor.
+    """
+    using = using or router.db_for_read(get_object_delta_model())
     content_type = ContentType.objects.db_manager(using).get_for_model(
         model, for_concrete_model=True
     )
+    reader = _reader(using)
     names = _ActorNames(using)
-    deltas = object_delta_model._default_manager.db_manager(using).filter(
-        content_type=content_type, content_id=str(pk)
-    )
+    key = (content_type.pk, str(pk))
     last = 0
     while True:
-        batch = list(
-            deltas.filter(pk__gt=last)
-            .select_related("revision")
-            .order_by("pk")[:batch_size]
-        )
-        if not batch:
-            return
-        last = batch[-1].pk
+        with reader.connection.cursor() as cursor:
+            cursor.execute(reader.deltas, (*key, last, batch_size))
+            rows = cursor.fetchall()
+            if not rows:
+                return
+            first, last = last, rows[-1][0]
+            cursor.execute(reader.attributes, (*key, first, last))
+            attributes = cursor.fetchall()
+        convert = reader.created_at
         entries: dict[int, Entry] = {}
-        for delta in batch:
-            entries[delta.pk] = Entry(
-                object_delta_id=delta.pk,
-                revision_id=delta.revision_id,  # type: ignore[attr-defined]
-                created_at=delta.created_at,  # type: ignore[attr-defined]
-                action=delta.action,  # type: ignore[attr-defined]
-                actor=names(delta.actor_type_id, delta.actor_id),  # type: ignore[attr-defined]
-                message=delta.revision.description,  # type: ignore[attr-defined]
-                description=delta.description,  # type: ignore[attr-defined]
+        for delta, revision, when, action, type_id, actor_id, text, message in rows:
+            entries[delta] = Entry(
+                delta,
+                revision,
+                when if convert is None else convert(when),
+                action,
+                type_id,
+                actor_id,
+                message,
+                text,
+                [],
+                names,
             )
-        attributes = (
-            attribute_delta_model._default_manager.db_manager(using)
-            .filter(parent__in=list(entries))
-            .order_by("parent", "pk")
-            .values_list(
-                "parent",
-                "field_name",
-                "action",
-                "old_value",
-                "new_value",
-                "actor_type",
-                "actor_id",
-                "description",
-            )
-        )
-        for parent, name, action, old, new, type_id, actor_id, text in attributes:
+        values = reader.values([value for row in attributes for value in row[3:5]])
+        for index, (parent, name, action, _, _, type_id, actor_id, text) in enumerate(
+            attributes
+        ):
             entries[parent].changes.append(
-                FieldChange(name, action, old, new, names(type_id, actor_id), text)
+                FieldChange(
+                    name,
+                    action,
+                    values[2 * index],
+                    values[2 * index + 1],
+                    type_id,
+                    actor_id,
+                    text,
+                    names,
+                )
             )
         yield from entries.values()
+        if len(rows) < batch_size:
+            return

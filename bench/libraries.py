@@ -124,7 +124,12 @@ class Revy(Library):
         return delta.snapshot
 
     def history(self, obj: Any) -> list[Any]:
-        return list(self._deltas(obj).prefetch_related("attribute_deltas"))
+        # What README tells users to read a history with: every object delta
+        # with its revision's message and its attribute deltas (field, old
+        # and new value, actor). Actors' names are read on first use.
+        from revy_core.history import object_history
+
+        return list(object_history(type(obj), obj.pk))
 
 
 class _Request:

@@ -167,7 +167,8 @@ def _name(names: _ActorNames | None, type_id: int | None, actor_id: str | None) 
 
 
 class _Reader:
-    """The SQL of a history listing on one database, and its converters."""
+    """The SQL of a history listing on one database (no connection kept:
+    connections belong to their thread)."""
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         qn = connection.ops.quote_name
@@ -185,7 +186,6 @@ class _Reader:
         def ad(name: str) -> str:
             return column(attribute_delta, name, "revy_ad")
 
-        self.connection = connection
         self.deltas = (
             f"SELECT {od('pk')}, {od('revision')}, {od('created_at')},"
             f" {od('action')}, {od('actor_type')}, {od('actor_id')},"
@@ -210,40 +210,45 @@ class _Reader:
             f" AND {od('pk')} > %s AND {od('pk')} <= %s"
             f" ORDER BY {ad('parent')}, {ad('pk')}"
         )
-        self.created_at = self._converter(object_delta.get_field("created_at"))
-        self.value_field = attribute_delta.get_field("new_value")
-        self.value = self._converter(self.value_field)
-        # A JSON value comes back as its JSON text: the values of a batch can
-        # be decoded in one json.loads.
-        self.batch_json = (
-            not connection.ops.get_db_converters(self._col(self.value_field))
-            and getattr(self.value_field, "decoder", None) is None
-        )
+        self.created_at = object_delta.get_field("created_at")
+        self.value = attribute_delta.get_field("new_value")
 
-    def _col(self, field: Any) -> Any:
-        return field.get_col(field.model._meta.db_table)
 
-    def _converter(self, field: Any) -> Callable[[Any], Any] | None:
-        """What Django does to a value of ``field`` read from the database."""
-        col = self._col(field)
-        converters = [
-            *self.connection.ops.get_db_converters(col),
-            *field.get_db_converters(self.connection),
-        ]
-        if not converters:
-            return None
-        connection = self.connection
+def _converter(
+    field: Any, connection: BaseDatabaseWrapper
+) -> Callable[[Any], Any] | None:
+    """What Django does to a value of ``field`` read from the database."""
+    col = field.get_col(field.model._meta.db_table)
+    converters = [
+        *connection.ops.get_db_converters(col),
+        *field.get_db_converters(connection),
+    ]
+    if not converters:
+        return None
 
-        def convert(value: Any) -> Any:
-            for converter in converters:
-                value = converter(value, col, connection)
-            return value
+    def convert(value: Any) -> Any:
+        for converter in converters:
+            value = converter(value, col, connection)
+        return value
 
-        return convert
+    return convert
 
-    def values(self, raw: Sequence[Any]) -> list[Any]:
-        """The stored JSON values, decoded as the JSON field decodes them."""
-        if self.batch_json and all(type(v) is str for v in raw if v is not None):
+
+def _decoder(
+    field: Any, connection: BaseDatabaseWrapper
+) -> Callable[[Sequence[Any]], list[Any]]:
+    """Decodes a batch of stored JSON values as the JSON field would."""
+    convert = _converter(field, connection)
+    col = field.get_col(field.model._meta.db_table)
+    # The database gives a JSON value as its text: the values of a batch can
+    # be decoded in one json.loads.
+    batch = (
+        not connection.ops.get_db_converters(col)
+        and getattr(field, "decoder", None) is None
+    )
+
+    def decode(raw: Sequence[Any]) -> list[Any]:
+        if batch and all(type(v) is str for v in raw if v is not None):
             texts = [v for v in raw if v is not None]
             try:
                 decoded = json.loads("[" + ",".join(texts) + "]")
@@ -252,17 +257,17 @@ class _Reader:
             if decoded is not None and len(decoded) == len(texts):
                 values = iter(decoded)
                 return [None if v is None else next(values) for v in raw]
-        convert = self.value
         return list(raw) if convert is None else [convert(v) for v in raw]
+
+    return decode
 
 
 _readers: dict[tuple[Any, ...], _Reader] = {}
 
 
-def _reader(using: str) -> _Reader:
-    connection = connections[using]
+def _reader(connection: BaseDatabaseWrapper) -> _Reader:
     key = (
-        using,
+        connection.alias,
         connection.vendor,
         get_object_delta_model(),
         get_attribute_delta_model(),
@@ -290,12 +295,15 @@ def object_history(
     content_type = ContentType.objects.db_manager(using).get_for_model(
         model, for_concrete_model=True
     )
-    reader = _reader(using)
+    connection = connections[using]
+    reader = _reader(connection)
+    convert = _converter(reader.created_at, connection)
+    decode = _decoder(reader.value, connection)
     names = _ActorNames(using)
     key = (content_type.pk, str(pk))
     last = 0
     while True:
-        with reader.connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(reader.deltas, (*key, last, batch_size))
             rows = cursor.fetchall()
             if not rows:
@@ -303,7 +311,6 @@ def object_history(
             first, last = last, rows[-1][0]
             cursor.execute(reader.attributes, (*key, first, last))
             attributes = cursor.fetchall()
-        convert = reader.created_at
         entries: dict[int, Entry] = {}
         for delta, revision, when, action, type_id, actor_id, text, message in rows:
             entries[delta] = Entry(
@@ -318,7 +325,7 @@ def object_history(
                 [],
                 names,
             )
-        values = reader.values([value for row in attributes for value in row[3:5]])
+        values = decode([value for row in attributes for value in row[3:5]])
         for index, (parent, name, action, _, _, type_id, actor_id, text) in enumerate(
             attributes
         ):

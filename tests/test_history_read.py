@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
+from django.db import connections
 from django.db.models import Model
 
 from revy_core import Context
@@ -330,3 +332,23 @@ def test_swapped_history_models_are_listed(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_thread_reads_on_its_own_connection():
+    account = changed(3)
+    assert len(list(object_history(Account, account.pk))) == 3
+    found: list[Any] = []
+
+    def read() -> None:
+        try:
+            found.append([e.message for e in object_history(Account, account.pk)])
+        except Exception as error:
+            found.append(error)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+    assert found == [["open", "rename 1", "rename 2"]]

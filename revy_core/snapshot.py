@@ -3,11 +3,12 @@
 Annotated on an ``ObjectDelta`` queryset, ``ObjectSnapshot(Model)`` gives,
 for each object delta, an instance of ``Model`` as it was right after that
 delta (for a Delete delta: as it was when it was deleted). Each field is
-one correlated subquery on the attribute-delta index (content type, content
-id, field name, object delta), read backwards to the newest value at or
-before the delta, so the whole rebuild is the one SELECT that loads the
-object deltas, and its cost follows the number of fields, not the length of
-the history.
+one lookup on the attribute-delta index (content type, content id, field
+name, object delta), read backwards to the newest value at or before the
+delta; the lookups run in one correlated subquery over the model's field
+names (on MariaDB, one per field), so the whole rebuild is the one SELECT
+that loads the object deltas, and its cost follows the number of fields,
+not the length of the history.
 
 The SQL of a snapshot depends only on the database, the model and how the
 outer query names the object delta's columns, so it is written once per

@@ -148,9 +148,11 @@ bench-scale: $(STAMP) ## History at scale on PostgreSQL: one object's history at
 
 # Soak: the tests marked `soak`, on PostgreSQL (127.0.0.1:5432, user postgres):
 # each server under SOAK_REQUESTS requests from 50 clients, crashes under both
-# servers, the time-travel property with 500 examples; then the fault, fuzz,
-# authorization and secrets tests on PostgreSQL with SOAK_FUZZ_EXAMPLES examples.
-SOAK_REQUESTS ?= 3000
+# servers (on SQLite files and on PostgreSQL), the time-travel property with
+# 500 examples; then the fault, fuzz, authorization and secrets tests on
+# PostgreSQL with SOAK_FUZZ_EXAMPLES examples. Fewer requests for a quick
+# run: make soak SOAK_REQUESTS=3000.
+SOAK_REQUESTS ?= 20000
 SOAK_FUZZ_EXAMPLES ?= 50
 
 .PHONY: soak

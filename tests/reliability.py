@@ -164,6 +164,16 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) one process has used so far (0 once gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Server:
     kind: str
@@ -191,6 +201,10 @@ class Server:
 
     def rss(self) -> dict[int, int]:
         return {pid: rss_kib(pid) for pid in self.workers()}
+
+    def cpu(self) -> float:
+        """CPU seconds the workers have used so far."""
+        return sum(cpu_seconds(pid) for pid in self.workers())
 
     def kill_workers(self) -> list[int]:
         """SIGKILL every worker, as the OOM killer or a crash would."""

@@ -75,17 +75,22 @@ def report(env: dict[str, str]) -> list[dict[str, Any]]:
     return rows
 
 
-def create_pg_database(name: str) -> None:
+def create_pg_database(name: str, template: str | None = None) -> None:
     """An empty PostgreSQL database: created, or emptied if it exists.
 
     Emptying drops the ``public`` schema instead of the database, because
-    DROP DATABASE waits for a checkpoint of the whole server.
+    DROP DATABASE waits for a checkpoint of the whole server. With
+    ``template``, a new database that is a copy of that one (nobody may be
+    connected to it).
     """
     import psycopg
 
     with psycopg.connect(
         host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
     ) as connection:
+        if template is not None:
+            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
         exists = connection.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", [name]
         ).fetchone()
@@ -97,6 +102,21 @@ def create_pg_database(name: str) -> None:
     ) as connection:
         connection.execute("DROP SCHEMA public CASCADE")
         connection.execute("CREATE SCHEMA public")
+
+
+def pg_sessions(name: str) -> list[str]:
+    """The state of every session connected to the PostgreSQL database
+    ``name`` (``idle``, ``active``, ``idle in transaction``...)."""
+    import psycopg
+
+    with psycopg.connect(
+        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
+    ) as connection:
+        rows = connection.execute(
+            "SELECT coalesce(state, '') FROM pg_stat_activity WHERE datname = %s",
+            [name],
+        ).fetchall()
+    return [str(row[0]) for row in rows]
 
 
 def drop_pg_database(name: str) -> None:

@@ -9,7 +9,7 @@ kill the worker in the middle of it.
     (run with the server's settings): every account has the history that
     rebuilds its name, no object delta describes an account that does not
     exist (unless it deleted it), every object delta has attribute deltas,
-    and every revision has deltas.
+    and every revision has deltas. ``vendor`` names the database read.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def audit() -> dict[str, Any]:
 
     django.setup()
     from django.contrib.contenttypes.models import ContentType
+    from django.db import connection
 
     from revy_core.models import AttributeDelta, ObjectDelta, Revision
     from tests.testapp.models import Account
@@ -100,6 +101,7 @@ def audit() -> dict[str, Any]:
     used = set(ObjectDelta.objects.values_list("revision_id", flat=True).distinct())
     empty = sorted(set(Revision.objects.values_list("pk", flat=True)) - used)
     return {
+        "vendor": connection.vendor,
         "accounts": len(accounts),
         "object_deltas": count,
         "orphan_object_deltas": orphans,

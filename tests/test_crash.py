@@ -1,17 +1,25 @@
 """Crashes under real servers: a worker killed with SIGKILL, a view that raises.
 
 The servers (uvicorn, Django's threaded WSGI server) run as subprocesses on
-a file-based SQLite database; afterwards ``tests.reliability_server audit``
-checks that history and the data agree: no orphan delta, no change without
-its history, no empty revision.
+a database of each test's own: a file-based SQLite database, and in ``make
+soak`` (tests marked ``soak``) a PostgreSQL database at 127.0.0.1:5432 too,
+copied from one seeded for the module. Afterwards ``tests.reliability_server
+audit`` reads that database and checks that history and the data agree: no
+orphan delta, no change without its history, no empty revision. On
+PostgreSQL, the killed worker's sessions must also be gone, its transaction
+rolled back rather than left open.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import random
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
@@ -34,32 +42,83 @@ def kinds(fast: str) -> list[Any]:
     ]
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    db = tmp_path_factory.mktemp("crash") / "seed.sqlite3"
-    return db, reliability.setup(reliability.server_env(db), 4, 2)
+@dataclass
+class Seed:
+    database: str
+    #: The SQLite file, or the PostgreSQL database, to copy for each test.
+    source: Path | str
+    world: dict[str, Any]
+
+
+_copies = itertools.count()
+
+
+@pytest.fixture(
+    scope="module",
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.soak)],
+)
+def seeded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Seed]:
+    directory = tmp_path_factory.mktemp("crash")
+    if request.param == "sqlite":
+        db = directory / "seed.sqlite3"
+        yield Seed("sqlite", db, reliability.setup(reliability.server_env(db), 4, 2))
+        return
+    name = f"revy_crash_seed_{os.getpid()}"
+    reliability.create_pg_database(name)
+    try:
+        env = reliability.server_env(directory / "unused.sqlite3", pg_name=name)
+        yield Seed("postgres", name, reliability.setup(env, 4, 2))
+    finally:
+        reliability.drop_pg_database(name)
 
 
 @pytest.fixture
-def env(seeded: tuple[Path, dict[str, Any]], tmp_path: Path) -> dict[str, str]:
-    db = tmp_path / "server.sqlite3"
-    db.write_bytes(seeded[0].read_bytes())
-    return reliability.server_env(db)
+def env(seeded: Seed, tmp_path: Path) -> Iterator[dict[str, str]]:
+    if isinstance(seeded.source, Path):
+        db = tmp_path / "server.sqlite3"
+        db.write_bytes(seeded.source.read_bytes())
+        yield reliability.server_env(db)
+        return
+    name = f"revy_crash_{os.getpid()}_{next(_copies)}"
+    reliability.create_pg_database(name, template=seeded.source)
+    try:
+        yield reliability.server_env(tmp_path / "unused.sqlite3", pg_name=name)
+    finally:
+        reliability.drop_pg_database(name)
 
 
 @pytest.fixture
-def users(seeded: tuple[Path, dict[str, Any]]) -> list[dict[str, Any]]:
-    people: list[dict[str, Any]] = seeded[1]["users"]
+def users(seeded: Seed) -> list[dict[str, Any]]:
+    people: list[dict[str, Any]] = seeded.world["users"]
     return people
 
 
 def assert_consistent(env: dict[str, str]) -> dict[str, Any]:
     found = reliability.audit(env)
+    assert found["vendor"] == ("postgresql" if _pg_name(env) else "sqlite")
     assert found["orphan_object_deltas"] == []
     assert found["untracked_accounts"] == []
     assert found["object_deltas_without_attributes"] == []
     assert found["empty_revisions"] == []
     return found
+
+
+def _pg_name(env: dict[str, str]) -> str | None:
+    return env.get("REVY_SOAK_PG_NAME")
+
+
+def assert_killed_sessions_are_gone(env: dict[str, str]) -> None:
+    """On PostgreSQL: no session of the killed worker is left, in particular
+    none idle in its transaction (holding locks, never committed)."""
+    name = _pg_name(env)
+    if name is None:
+        return
+    deadline = time.monotonic() + 30
+    while sessions := reliability.pg_sessions(name):
+        assert time.monotonic() < deadline, sessions
+        time.sleep(0.1)
 
 
 def _cookie(user: dict[str, Any]) -> dict[str, str | bytes]:
@@ -91,10 +150,14 @@ def test_sigkill_inside_a_writing_transaction_leaves_nothing(
         while not marker.exists():
             assert time.monotonic() < deadline, server.log_text()
             time.sleep(0.01)
+        name = _pg_name(env)
+        if name is not None:  # the writes are done, their transaction open
+            assert "idle in transaction" in reliability.pg_sessions(name)
         killed = server.kill_workers()
         client.join(timeout=30)
     assert killed
     assert failures, "the request finished although its worker was killed"
+    assert_killed_sessions_are_gone(env)
     found = assert_consistent(env)
     assert found["accounts"] == 0
     assert found["object_deltas"] == 0
@@ -140,13 +203,19 @@ def test_sigkill_at_a_random_moment_of_concurrent_writes(kind, env, users, tmp_p
         ]
         for thread in threads:
             thread.start()
-        time.sleep(random.uniform(0.5, 1.5))
+        # Once writes go through (however slow the machine), a random moment.
+        deadline = time.monotonic() + 60
+        while not statuses:
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.01)
+        time.sleep(random.uniform(0, 1))
         server.kill_workers()
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
     assert statuses, "no request was served before the kill"
     assert set(statuses) == {200}
+    assert_killed_sessions_are_gone(env)
     found = assert_consistent(env)
     assert found["accounts"] >= len(statuses)
 

@@ -326,7 +326,9 @@ class LazyRevision:
             if revision.pk is None:
                 if description and not getattr(revision, "description", ""):
                     revision.description = description  # type: ignore[attr-defined]
-                revision.save(using=using)
+                from revy_core.writer import save_revision
+
+                save_revision(revision, using)
             marker = None
             if connection.in_atomic_block:
                 marker = _commit_marker(self, using)

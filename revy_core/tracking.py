@@ -34,6 +34,7 @@ from django.db.models.signals import post_init, post_migrate, pre_init
 from django.utils import timezone
 
 from revy_core import values as value_codec
+from revy_core import writer
 from revy_core.conf import (
     ALWAYS_EXCLUDED_APPS,
     ALWAYS_EXCLUDED_MODELS,
@@ -333,6 +334,7 @@ def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
             return
         using = using or router.db_for_write(type(self), instance=self)
         with transaction.atomic(using=using, savepoint=False):
+            held = writer.holds(using)
             prior = _prior_values(self, tracker, fields, using, raw, force_insert)
             d[_SAVING] = True
             try:
@@ -346,6 +348,10 @@ def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
                 change = create_change(self, tracker, frame)
             if change is not None:
                 write_history(using, [change], frame)
+        if held:
+            # Should the caller's transaction roll back, the database holds
+            # the old values again: so must the baseline.
+            writer.restore_on_rollback(using, self, _BASE, d.get(_BASE, writer.MISSING))
         _rebaseline(self, tracker, [f.attname for f in fields])
 
     save_base._revy = True  # type: ignore[attr-defined]
@@ -533,14 +539,14 @@ def _resolve_revision(using: str, frame: Frame) -> Model:
         return value.resolve(using, description)
     if value is None:
         revision = get_revision_model()(description=description)
-        revision.save(using=using)
+        writer.save_revision(revision, using)
         return revision
     if value.pk is None or _rolled_back(value, using):
         if description and not getattr(value, "description", ""):
             value.description = description
         value.pk = None
         value._state.adding = True
-        value.save(using=using)
+        writer.save_revision(value, using)
         _remember_transaction(value, using)
     return value  # type: ignore[no-any-return]
 
@@ -588,21 +594,48 @@ def _actor_key(using: str, value: Any) -> tuple[int | None, str | None]:
     return content_type.pk, str(actor.pk)
 
 
+_OBJECT_COLUMNS = (
+    "revision_id",
+    "actor_type_id",
+    "actor_id",
+    "action",
+    "description",
+    "content_type_id",
+    "content_id",
+    "created_at",
+)
+_ATTRIBUTE_COLUMNS = (
+    "parent_id",
+    *_OBJECT_COLUMNS,
+    "field_name",
+    "old_value",
+    "new_value",
+)
+
+
 def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> None:
     """Write object and attribute deltas for ``changes`` in bulk.
 
     One revision (unless the context already has one), one insert of object
     deltas (one per change where the backend cannot return bulk primary
-    keys) and one bulk insert of attribute deltas.
+    keys) and one bulk insert of attribute deltas, written from prepared
+    parameter rows (``revy_core.writer``), not model instances.
     """
     if not changes:
         return
-    object_delta_model = get_object_delta_model()
-    attribute_delta_model = get_attribute_delta_model()
+    connection = connections[using]
     revision = _resolve_revision(using, frame)
-    now = timezone.now()
+    revision_pk = revision.pk
+    objects = writer.insert_for(get_object_delta_model(), using, _OBJECT_COLUMNS)
+    attributes = writer.insert_for(
+        get_attribute_delta_model(), using, _ATTRIBUTE_COLUMNS
+    )
+    now = objects.field("created_at").get_db_prep_save(timezone.now(), connection)
+    old_json = attributes.json("old_value")
+    new_json = attributes.json("new_value")
     content_types = ContentType.objects.db_manager(using)
     actors: dict[int, tuple[int | None, str | None]] = {}
+    type_ids: dict[type[Model], int] = {}
 
     def actor_key(actor: Model | None) -> tuple[int | None, str | None]:
         key = id(actor)
@@ -610,54 +643,55 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
             actors[key] = _actor_key(using, actor)
         return actors[key]
 
-    object_deltas = []
+    object_rows = []
+    attribute_rows = []
+    complete_object = objects.complete
     for change in changes:
         actor_type_id, actor_id = actor_key(change.actor)
-        object_deltas.append(
-            object_delta_model(
-                revision=revision,
-                actor_type_id=actor_type_id,
-                actor_id=actor_id,
-                action=change.action,
-                description=change.description,
-                content_type_id=content_types.get_for_model(change.model).pk,
-                content_id=str(change.pk),
-                created_at=now,
+        type_id = type_ids.get(change.model)
+        if type_id is None:
+            type_id = type_ids[change.model] = content_types.get_for_model(
+                change.model
+            ).pk
+        content_id = str(change.pk)
+        object_rows.append(
+            complete_object(
+                (
+                    revision_pk,
+                    actor_type_id,
+                    actor_id,
+                    change.action,
+                    change.description,
+                    type_id,
+                    content_id,
+                    now,
+                ),
+                using,
             )
         )
-    manager = object_delta_model._default_manager.db_manager(using)
-    if (
-        len(object_deltas) > 1
-        and connections[using].features.can_return_rows_from_bulk_insert
-    ):
-        manager.bulk_create(object_deltas)
-    else:
-        for object_delta in object_deltas:
-            object_delta.save(using=using)
-    attribute_deltas = []
-    for change, object_delta in zip(changes, object_deltas, strict=False):
+        rows = []
         for attribute in change.attributes:
             actor_type_id, actor_id = actor_key(attribute.actor)
-            attribute_deltas.append(
-                attribute_delta_model(
-                    revision=revision,
-                    parent=object_delta,
-                    actor_type_id=actor_type_id,
-                    actor_id=actor_id,
-                    action=attribute.action,
-                    description=attribute.description,
-                    content_type_id=object_delta.content_type_id,  # type: ignore[attr-defined]
-                    content_id=object_delta.content_id,  # type: ignore[attr-defined]
-                    created_at=now,
-                    field_name=attribute.name,
-                    old_value=attribute.old,
-                    new_value=attribute.new,
+            old, new = attribute.old, attribute.new
+            rows.append(
+                (
+                    revision_pk,
+                    actor_type_id,
+                    actor_id,
+                    attribute.action,
+                    attribute.description,
+                    type_id,
+                    content_id,
+                    now,
+                    attribute.name,
+                    None if old is None else old_json(old),
+                    None if new is None else new_json(new),
                 )
             )
-    if attribute_deltas:
-        attribute_delta_model._default_manager.db_manager(using).bulk_create(
-            attribute_deltas
-        )
+        if attributes.defaults:
+            rows = [attributes.complete(row, using) for row in rows]
+        attribute_rows.append(rows)
+    writer.write(using, objects, object_rows, attributes, attribute_rows)
 
 
 def record(
@@ -809,6 +843,7 @@ def install() -> None:
             model.__init__ = _construct  # type: ignore[method-assign]
     _watch_init_signals()
     queryset.install()
+    writer.install()
     post_migrate.connect(
         _create_through_content_types, dispatch_uid="revy_through_content_types"
     )

@@ -136,6 +136,7 @@ def _run(
     operation: str, step: str, account: Account, around: Callable[[], Any]
 ) -> None:
     before = database_state()
+    pk = account.pk
     failure = _failing(operation, step)
     with (
         Context(revision_description="faulty"),
@@ -148,7 +149,9 @@ def _run(
     assert_complete_history()
     # The same write succeeds afterwards, with its complete history.
     with Context(revision_description="retried"):
-        fresh = Account.objects.get(pk=account.pk)
+        # Django leaves a deleted instance without its primary key even when
+        # the transaction then fails to commit: retry from the database.
+        fresh = Account.objects.get(pk=pk)
         _operate(operation, fresh)
     after = database_state()
     assert len(after["accounts"]) == _expected_after(operation, before)

@@ -15,6 +15,7 @@ from django.db.utils import ConnectionHandler
 
 from revy_core import Context
 from revy_core.models import ObjectDelta, ObjectSnapshot
+from revy_core.writer import flush
 from tests.testapp.history import object_deltas
 from tests.testapp.models import (
     Account,
@@ -99,6 +100,7 @@ def test_snapshot_is_one_query(django_assert_num_queries):
             thing.integer = i
             thing.save()
     ContentType.objects.get_for_model(Everything)
+    flush()
     with django_assert_num_queries(1):
         built = snapshots(Everything, thing.pk)
         assert len(built) == 4

@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from revy_core import Context
 from revy_core.models import AttributeDelta, ObjectDelta, Revision
+from revy_core.writer import flush
 from tests.testapp.history import (
     actor_of,
     attributes,
@@ -911,26 +912,91 @@ def test_failed_history_write_rolls_back_inside_an_outer_atomic(account):
     _assert_failed_write_leaves_nothing(account)
 
 
-def test_failed_bulk_insert_inside_a_savepoint_keeps_the_instance_retryable(
-    account, monkeypatch
-):
-    def fail(*args, **kwargs):
-        raise DatabaseError("bulk insert failed")
-
+@pytest.mark.django_db(transaction=True)
+def test_failed_history_write_at_commit_keeps_the_instance_retryable(account):
+    """Inside a transaction history waits for the commit; if writing it fails
+    there, the whole transaction rolls back and the instance's baseline goes
+    back to what the database holds."""
+    failure = _FailAttributeDeltaInsert()
     account.name = "first try"
+
+    def work() -> None:
+        with transaction.atomic():
+            with transaction.atomic():
+                account.save()
+            Organization.objects.create(name="later work")
+
     with (
         Context(),
-        monkeypatch.context() as patch,
+        connection.execute_wrapper(failure),
+        pytest.raises(DatabaseError),
     ):
-        patch.setattr(type(AttributeDelta.objects), "bulk_create", fail)
-        with pytest.raises(DatabaseError), transaction.atomic():
-            account.save()
+        work()
+    assert failure.raised == 1
+    assert not Organization.objects.exists()
     _assert_failed_write_leaves_nothing(account.__class__.objects.get())
-    # The baseline did not move: a retry records the true old value.
+    # The baseline is back: a retry records the true old value.
     with Context():
         account.save()
     (delta,) = object_deltas(account)
     assert changes(delta) == {"name": ("savings", "first try")}
+
+
+@pytest.mark.parametrize(
+    "rolled_back",
+    [
+        pytest.param("transaction", marks=pytest.mark.django_db(transaction=True)),
+        "savepoint",
+    ],
+)
+def test_rolled_back_save_leaves_the_baseline_as_the_database_has_it(
+    account, rolled_back
+):
+    class Undo(Exception):
+        pass
+
+    def save_then_fail() -> None:
+        with transaction.atomic():
+            account.name = "undone"
+            account.save()
+            raise Undo
+
+    with Context():
+        if rolled_back == "transaction":
+            with pytest.raises(Undo):
+                save_then_fail()
+        else:
+            with transaction.atomic():
+                with pytest.raises(Undo):
+                    save_then_fail()
+                assert not object_deltas(account)
+        account.save()
+        account.refresh_from_db()
+    assert account.name == "undone"
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "undone")}
+
+
+def test_savepoint_rollback_keeps_the_history_of_earlier_saves(account):
+    def save_then_fail() -> None:
+        with transaction.atomic():
+            account.name = "undone"
+            account.save()
+            # A read of history inside the savepoint writes what waits,
+            # the earlier save's history included.
+            assert len(object_deltas(account)) == 2
+            raise DatabaseError("undo the savepoint")
+
+    with Context(), transaction.atomic():
+        account.name = "kept"
+        account.save()
+        with pytest.raises(DatabaseError):
+            save_then_fail()
+    history = [changes(delta) for delta in object_deltas(account)]
+    assert history == [{"name": ("savings", "kept")}]
+    with Context():
+        account.save()
+    assert changes(object_deltas(account)[-1]) == {"name": ("kept", "undone")}
 
 
 # Query counts --------------------------------------------------------------
@@ -945,6 +1011,7 @@ def test_tracked_update_with_a_revision_costs_three_statements(
         account.name = "counted"
         with django_assert_num_queries(3) as captured:
             account.save()
+            flush()
     sql = [q["sql"] for q in captured.captured_queries]
     assert sql[0].startswith(_statement("UPDATE", "testapp_account"))
     assert sql[1].startswith(_statement("INSERT INTO", "revy_object_delta"))
@@ -959,8 +1026,37 @@ def test_tracked_update_without_a_revision_costs_one_more(
         account.name = "counted"
         with django_assert_num_queries(4) as captured:
             account.save()
+            flush()
     sql = [q["sql"] for q in captured.captured_queries]
     assert sql[1].startswith(_statement("INSERT INTO", "revy_revision"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saves_in_one_transaction_share_three_history_statements():
+    """A unit of work's history goes in one insert per history table, written
+    just before the transaction commits, in the order of the changes."""
+    _warm_up()
+    accounts = [Account.objects.create(name=f"a{i}") for i in range(20)]
+    with Context(revision=Revision), CaptureQueriesContext(connection) as captured:
+        with transaction.atomic():
+            for account in accounts:
+                account.name += "!"
+                account.save()
+    sql = [q["sql"] for q in captured.captured_queries]
+    updates = [q for q in sql if q.startswith(_statement("UPDATE", "testapp_account"))]
+    history = [q for q in sql if "revy_" in q]
+    assert len(updates) == 20
+    assert [q.split("(")[0] for q in history] == [
+        _statement("INSERT INTO", "revy_revision") + " ",
+        _statement("INSERT INTO", "revy_object_delta") + " ",
+        _statement("INSERT INTO", "revy_attribute_delta") + " ",
+    ]
+    assert len([q for q in sql if q not in ("BEGIN", "COMMIT")]) == 23
+    deltas = ObjectDelta.objects.order_by("pk")
+    assert [delta.content_id for delta in deltas] == [str(a.pk) for a in accounts]
+    for account in accounts:
+        (delta,) = object_deltas(account)
+        assert changes(delta) == {"name": (account.name[:-1], account.name)}
 
 
 def test_tracked_create_with_a_revision_costs_three_statements(
@@ -974,6 +1070,7 @@ def test_tracked_create_with_a_revision_costs_three_statements(
         django_assert_num_queries(3),
     ):
         Account.objects.create(name="counted", owner=user)
+        flush()
     assert AttributeDelta.objects.count() == 5
 
 
@@ -988,6 +1085,7 @@ def test_statements_do_not_grow_with_the_number_of_fields(
         with django_assert_num_queries(3):
             thing.char = "x"
             thing.save()
+            flush()
         with django_assert_num_queries(3):
             thing.char = "y"
             thing.text = "t"
@@ -1009,6 +1107,7 @@ def test_statements_do_not_grow_with_the_number_of_fields(
             thing.ip = "127.0.0.1"
             thing.organization = organization
             thing.save()
+            flush()
     _, last = object_deltas(thing)
     assert len(attributes(last)) == 19
 
@@ -1030,6 +1129,7 @@ def test_object_deltas_of_one_write_go_in_bulk_where_the_backend_returns_keys(
     _warm_up()
     with Context(), CaptureQueriesContext(connection) as captured:
         Account.objects.filter(pk__in=[a.pk for a in accounts]).update(name="b")
+        flush()
     sql = [q["sql"] for q in captured.captured_queries]
     object_inserts = [
         q for q in sql if q.startswith(_statement("INSERT INTO", "revy_object_delta"))

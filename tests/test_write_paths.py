@@ -20,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from revy_core import Context
 from revy_core.models import AttributeDelta, ObjectDelta, Revision
 from revy_core.tracking import record
+from revy_core.writer import flush
 from tests.testapp.history import actor_of, changes, history_counts, object_deltas
 from tests.testapp.models import (
     Account,
@@ -243,6 +244,7 @@ def test_update_of_many_rows_costs_a_handful_of_queries(rows):
     _warm_up()
     with Context(), CaptureQueriesContext(connection) as captured:
         Organization.objects.update(name="same")
+        flush()
     # SELECT ... FOR UPDATE, UPDATE, the revision, then the deltas in as few
     # inserts as the backend's parameter limit allows.
     expected = 3 + _inserts(ObjectDelta, rows) + _inserts(AttributeDelta, rows)
@@ -257,6 +259,7 @@ def test_update_with_an_expression_reads_the_new_values_back_in_chunks():
     _warm_up()
     with Context(), CaptureQueriesContext(connection) as captured:
         Account.objects.update(balance=F("balance") + 1)
+        flush()
     limit = connection.features.max_query_params
     reads = 1 if limit is None else math.ceil(rows / (limit - 10))
     expected = 3 + reads + _inserts(ObjectDelta, rows) + _inserts(AttributeDelta, rows)
@@ -328,6 +331,7 @@ def test_bulk_create_without_returned_keys_inserts_one_by_one(monkeypatch):
     _warm_up()
     with Context(), CaptureQueriesContext(connection) as captured:
         labels = Label.objects.bulk_create([Label(name=f"l{i}") for i in range(5)])
+        flush()
     inserts = [
         q
         for q in captured
@@ -421,6 +425,7 @@ def test_bulk_create_of_many_rows_costs_a_handful_of_queries(rows):
         Organization.objects.bulk_create(
             [Organization(name=f"o{i}") for i in range(rows)]
         )
+        flush()
     expected = (
         _inserts(Organization, rows)
         + 1
@@ -491,6 +496,7 @@ def test_bulk_update_of_many_rows_costs_a_handful_of_queries():
     _warm_up()
     with Context(), CaptureQueriesContext(connection) as captured:
         Account.objects.bulk_update(accounts, ["name"])
+        flush()
     history = [
         q for q in captured if "revy_" in q["sql"] and q["sql"].startswith("INSERT")
     ]
@@ -535,6 +541,7 @@ def _cascade(children: int) -> tuple[list[str], list[str], int]:
     revision = Revision.objects.create()
     with Context.via_revision(revision), CaptureQueriesContext(connection) as captured:
         User.objects.filter(pk=owner.pk).delete()
+        flush()
     assert ObjectDelta.objects.filter(revision=revision).count() == 1 + children
     rows = AttributeDelta.objects.filter(revision=revision).count()
     sql = [q["sql"] for q in captured]
@@ -658,6 +665,7 @@ def test_many_to_many_add_of_many_costs_a_handful_of_queries():
     _warm_up()
     with Context(), CaptureQueriesContext(connection) as captured:
         article.labels.add(*labels)
+        flush()
     history = [q for q in captured if "revy_" in q["sql"]]
     through = Article.labels.through
     assert len(history) == 1 + _inserts(ObjectDelta, 300) + _inserts(

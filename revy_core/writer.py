@@ -1,0 +1,600 @@
+"""Writing history rows: prepared multi-row INSERTs, without model instances.
+
+History rows are many and plain: building a model instance for each and
+compiling Django's insert query for each batch costs several times what the
+database spends storing them. revy prepares, once per history model and
+database vendor, the column list and how each value reaches the database
+(``Field.get_db_prep_save`` wherever the field's own code matters, the value
+itself for plain text and integer columns), and writes rows as parameter
+tuples in one multi-row ``INSERT`` per table, with the primary keys returned
+where the database can return them.
+
+Fields of a swapped history model that revy does not fill take their
+defaults (``auto_now``/``auto_now_add`` fields take the current time), as an
+``objects.create`` would give them. No ``pre_save``/``post_save`` signals are
+sent for object and attribute deltas (``bulk_create`` sends none either); a
+revision is saved through ``Model.save`` whenever its model or its receivers
+could care.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connections
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models import (
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    CharField,
+    Field,
+    ForeignKey,
+    IntegerField,
+    JSONField,
+    Model,
+    PositiveIntegerField,
+    PositiveSmallIntegerField,
+    SmallAutoField,
+    SmallIntegerField,
+    TextField,
+)
+from django.db.models.signals import post_save, pre_save
+from django.utils import timezone
+
+__all__ = [
+    "Insert",
+    "flush",
+    "holds",
+    "insert_for",
+    "install",
+    "json_adapter",
+    "restore_on_rollback",
+    "save_revision",
+    "write",
+]
+
+# Fields whose database value is the Python value itself, for str, int and
+# None. Exact types only: a subclass may convert in get_prep_value.
+_PLAIN_TYPES = (
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    CharField,
+    IntegerField,
+    PositiveIntegerField,
+    PositiveSmallIntegerField,
+    SmallAutoField,
+    SmallIntegerField,
+    TextField,
+)
+
+
+def _is_plain(field: Field[Any, Any]) -> bool:
+    if type(field) is ForeignKey:
+        return _is_plain(field.target_field)
+    return type(field) in _PLAIN_TYPES
+
+
+def _default(field: Field[Any, Any]) -> Callable[[], Any]:
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return timezone.now
+    return field.get_default
+
+
+def json_adapter(field: Field[Any, Any], using: str) -> Callable[[Any], Any]:
+    """How a value (not ``None``) of a JSON column reaches the database.
+
+    Where Django would call ``json.dumps(value, cls=encoder)`` (a new encoder
+    per value), one encoder instance serves every value: same text, a
+    fraction of the time. Elsewhere (PostgreSQL's ``Jsonb``, a custom field
+    or backend) the field's own ``get_db_prep_save``.
+    """
+    connection = connections[using]
+    adapt = getattr(type(connection.ops), "adapt_json_value", None)
+    if (
+        type(field) is JSONField
+        and adapt is BaseDatabaseOperations.adapt_json_value
+        and JSONField.get_prep_value is Field.get_prep_value
+    ):
+        encoder = field.encoder or json.JSONEncoder
+        return encoder().encode
+
+    def prepare(value: Any) -> Any:
+        return field.get_db_prep_save(value, connections[using])
+
+    return prepare
+
+
+class Insert:
+    """A prepared multi-row ``INSERT`` of one history model on one database.
+
+    ``given`` names (by attname) the columns every row supplies, in row
+    order; the model's other concrete fields take their defaults. ``prepare``
+    turns a row of Python values into database parameters; ``execute``
+    writes prepared rows and returns their primary keys when asked.
+    """
+
+    def __init__(self, model: type[Model], using: str, given: Sequence[str]) -> None:
+        connection = connections[using]
+        meta = model._meta
+        by_attname = {f.attname: f for f in meta.concrete_fields}
+        pk = meta.pk
+        assert pk is not None
+        self.model = model
+        self.pk = pk
+        self.given = tuple(by_attname[name] for name in given)
+        # A primary key the database assigns is left out and returned; one
+        # with a default (a UUID, say) is filled in like any other default.
+        self.returns_pk = bool(getattr(pk, "db_returning", False))
+        self.defaults = tuple(
+            f
+            for f in meta.concrete_fields
+            if f.attname not in given
+            and not (f is pk and self.returns_pk)
+            and not getattr(f, "generated", False)
+        )
+        self.fields = self.given + self.defaults
+        self.plain = tuple(_is_plain(f) for f in self.given)
+        self.default_makers = tuple(_default(f) for f in self.defaults)
+        self.prep_indexes = tuple(i for i, plain in enumerate(self.plain) if not plain)
+        qn = connection.ops.quote_name
+        self.table = qn(meta.db_table)
+        self.columns = ", ".join(qn(str(f.column)) for f in self.fields)
+        self.row_sql = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
+        self.pk_column = str(pk.column)
+        self.vendor = connection.vendor
+        self.using = using
+        self._json: dict[str, Callable[[Any], Any]] = {}
+
+    def prepare(self, values: Sequence[Any], using: str) -> tuple[Any, ...]:
+        """Database parameters for one row of Python values in ``given`` order."""
+        connection = connections[using]
+        values = list(values)
+        given = self.given
+        for i in self.prep_indexes:
+            values[i] = given[i].get_db_prep_save(values[i], connection)
+        return self.complete(values, using)
+
+    def complete(self, values: Sequence[Any], using: str) -> tuple[Any, ...]:
+        """A row of database parameters for the ``given`` columns, defaults added."""
+        if not self.defaults:
+            return tuple(values)
+        connection = connections[using]
+        return (
+            *values,
+            *(
+                field.get_db_prep_save(make(), connection)
+                for field, make in zip(self.defaults, self.default_makers, strict=True)
+            ),
+        )
+
+    def json(self, attname: str) -> Callable[[Any], Any]:
+        """How values of the JSON column ``attname`` reach the database."""
+        adapter = self._json.get(attname)
+        if adapter is None:
+            adapter = self._json[attname] = json_adapter(
+                self.field(attname), self.using
+            )
+        return adapter
+
+    def field(self, attname: str) -> Field[Any, Any]:
+        """The field of a given column."""
+        for field in self.given:
+            if field.attname == attname:
+                return field
+        raise KeyError(attname)
+
+    def execute(
+        self, rows: Sequence[Sequence[Any]], using: str, *, returning: bool
+    ) -> list[Any]:
+        """Insert prepared ``rows``; their primary keys, in order, if ``returning``."""
+        if not rows:
+            return []
+        connection = connections[using]
+        features = connection.features
+        returning = returning and self.returns_pk
+        if not returning:
+            self._insert(rows, using, batch=True)
+            return []
+        if len(rows) > 1 and features.can_return_rows_from_bulk_insert:
+            return self._insert(rows, using, batch=True)
+        pks: list[Any] = []
+        for row in rows:
+            pks.extend(self._insert([row], using, batch=False))
+        return pks
+
+    def _insert(
+        self, rows: Sequence[Sequence[Any]], using: str, *, batch: bool
+    ) -> list[Any]:
+        connection = connections[using]
+        features = connection.features
+        ops: Any = connection.ops
+        size = max(ops.bulk_batch_size(list(self.fields), rows), 1) if batch else 1
+        head = f"INSERT INTO {self.table} ({self.columns}) VALUES "
+        returning_sql = ""
+        returning = self.returns_pk and (
+            features.can_return_rows_from_bulk_insert
+            if batch
+            else features.can_return_columns_from_insert
+        )
+        if returning:
+            returning_sql = " " + ops.return_insert_columns([self.pk])[0]
+        pks: list[Any] = []
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), size):
+                chunk = rows[start : start + size]
+                sql = head + ", ".join([self.row_sql] * len(chunk)) + returning_sql
+                params = [value for row in chunk for value in row]
+                cursor.execute(sql, params)
+                if returning:
+                    pks.extend(row[0] for row in ops.fetch_returned_insert_rows(cursor))
+                elif self.returns_pk and not batch:
+                    pks.append(
+                        ops.last_insert_id(
+                            cursor, self.model._meta.db_table, self.pk_column
+                        )
+                    )
+        return pks
+
+
+_inserts: dict[tuple[type[Model], str, tuple[str, ...]], Insert] = {}
+
+
+def insert_for(model: type[Model], using: str, given: Sequence[str]) -> Insert:
+    """The prepared insert of ``model`` on ``using`` for the ``given`` columns."""
+    key = (model, using, tuple(given))
+    insert = _inserts.get(key)
+    if insert is None or insert.vendor != connections[using].vendor:
+        insert = _inserts[key] = Insert(model, using, given)
+    return insert
+
+
+def _plain_save(model: type[Model]) -> bool:
+    """Whether saving ``model`` is nothing but an insert revy can do itself."""
+    meta = model._meta
+    return (
+        model.save is Model.save
+        and not meta.parents
+        and not pre_save.has_listeners(model)
+        and not post_save.has_listeners(model)
+    )
+
+
+def save_revision(revision: Model, using: str) -> None:
+    """Insert an unsaved revision, as ``revision.save(using=using)`` would."""
+    model = type(revision)
+    if not _plain_save(model) or revision.pk is not None:
+        revision.save(using=using)
+        return
+    meta = model._meta
+    pk = meta.pk
+    assert pk is not None
+    fields = [
+        f
+        for f in meta.concrete_fields
+        if not (f is pk and getattr(pk, "db_returning", False))
+        and not getattr(f, "generated", False)
+    ]
+    insert = insert_for(model, using, [f.attname for f in fields])
+    values = [f.pre_save(revision, True) for f in fields]
+    row = insert.prepare(values, using)
+    pks = insert.execute([row], using, returning=True)
+    if pks:
+        revision.pk = pks[0]
+    revision._state.adding = False
+    revision._state.db = using
+
+
+# Held until commit -----------------------------------------------------------
+#
+# Inside a transaction, history rows wait on the connection and are written
+# in one insert per table just before the transaction commits, so a unit of
+# work that saves many objects pays three history statements, not three per
+# save. Rows are prepared when the change is made (errors in values surface
+# there, in the save); the flush only runs the inserts. What a rolled back
+# savepoint or transaction captured is dropped with it, as Django drops its
+# on-commit callbacks. Any statement on the connection that names a history
+# table writes what is waiting first, so reads inside the transaction see
+# every change made so far.
+
+_PENDING = "_revy_pending"
+# A long transaction writes what it holds whenever this many attribute rows
+# wait, so memory stays bounded.
+FLUSH_EVERY = 5000
+
+
+class _Batch:
+    __slots__ = ("attribute_rows", "attributes", "object_rows", "objects", "sids")
+
+    def __init__(
+        self,
+        sids: set[str | None],
+        objects: Insert,
+        object_rows: list[tuple[Any, ...]],
+        attributes: Insert,
+        attribute_rows: list[list[tuple[Any, ...]]],
+    ) -> None:
+        self.sids = sids
+        self.objects = objects
+        self.object_rows = object_rows
+        self.attributes = attributes
+        self.attribute_rows = attribute_rows
+
+
+class _Pending:
+    """History waiting on one connection for its transaction to commit.
+
+    Also what to put back on instances if it rolls back instead: a save
+    moves the instance's baseline to the saved values, which a rollback
+    makes false again.
+    """
+
+    __slots__ = ("batches", "rows", "tables", "undo", "written")
+
+    def __init__(self, tables: tuple[str, ...]) -> None:
+        self.batches: list[_Batch] = []
+        self.rows = 0
+        self.tables = tables
+        self.undo: list[tuple[set[str | None], Model, str, Any]] = []
+        # Batches written inside a savepoint they were not made in: if that
+        # savepoint rolls back, their rows go with it and must be written
+        # again.
+        self.written: list[tuple[set[str | None], _Batch]] = []
+
+    def __call__(
+        self,
+        execute: Callable[..., Any],
+        sql: Any,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
+        # An execute wrapper: a statement naming a history table sees the
+        # history of every change made before it.
+        if self.batches and (
+            not isinstance(sql, str) or any(table in sql for table in self.tables)
+        ):
+            _flush(context["connection"], self)
+        return execute(sql, params, many, context)
+
+    def take(self) -> list[_Batch]:
+        batches = self.batches
+        self.batches = []
+        self.rows = 0
+        return batches
+
+    def committed(self) -> None:
+        self.take()
+        self.undo = []
+        self.written = []
+
+    def rolled_back(self, sid: str | None = None) -> None:
+        """Forget what the transaction (or savepoint ``sid``) held; undo its saves."""
+        if sid is None:
+            self.take()
+            undone, self.undo = self.undo, []
+            self.written = []
+        else:
+            again = [
+                batch
+                for inside, batch in self.written
+                if sid in inside and sid not in batch.sids
+            ]
+            self.written = [entry for entry in self.written if sid not in entry[0]]
+            kept = again + [batch for batch in self.batches if sid not in batch.sids]
+            self.batches = kept
+            self.rows = sum(
+                len(rows) for batch in kept for rows in batch.attribute_rows
+            )
+            undone = [entry for entry in self.undo if sid in entry[0]]
+            self.undo = [entry for entry in self.undo if sid not in entry[0]]
+        for _, instance, attribute, value in reversed(undone):
+            if value is MISSING:
+                instance.__dict__.pop(attribute, None)
+            else:
+                instance.__dict__[attribute] = value
+
+
+MISSING = object()
+
+
+def _history_tables() -> tuple[str, ...]:
+    # Revisions are written at once; only delta rows wait.
+    from revy_core.conf import get_attribute_delta_model, get_object_delta_model
+
+    return tuple(
+        model._meta.db_table
+        for model in (get_object_delta_model(), get_attribute_delta_model())
+    )
+
+
+def _holds(connection: Any) -> bool:
+    """Whether history should wait for this connection's commit.
+
+    It waits when the transaction outlives the atomic block writing it
+    (more work may follow and join the same inserts). The block that
+    commits right after writing (a save in autocommit mode) writes at once,
+    so a failure surfaces before Django changes the instance (a deleted
+    instance's primary key, say).
+    """
+    return (
+        connection.in_atomic_block
+        and (len(connection.atomic_blocks) > 1 or not connection.commit_on_exit)
+        and getattr(type(connection).commit, "_revy", False)
+    )
+
+
+def write(
+    using: str,
+    objects: Insert,
+    object_rows: list[tuple[Any, ...]],
+    attributes: Insert,
+    attribute_rows: list[list[tuple[Any, ...]]],
+) -> None:
+    """Write object delta rows and, under each, its attribute delta rows.
+
+    ``attribute_rows[i]`` are the rows of ``object_rows[i]`` without their
+    leading parent column. Inside a transaction they wait for its commit.
+    """
+    connection = connections[using]
+    if not _holds(connection):
+        _execute(
+            using, [_Batch(set(), objects, object_rows, attributes, attribute_rows)]
+        )
+        return
+    pending = _pending(connection)
+    if pending.rows >= FLUSH_EVERY:
+        _flush(connection, pending)
+    pending.batches.append(
+        _Batch(
+            set(connection.savepoint_ids),
+            objects,
+            object_rows,
+            attributes,
+            attribute_rows,
+        )
+    )
+    pending.rows += sum(len(rows) for rows in attribute_rows)
+
+
+def _pending(connection: Any) -> _Pending:
+    pending: _Pending | None = connection.__dict__.get(_PENDING)
+    if pending is None:
+        pending = _Pending(_history_tables())
+        connection.__dict__[_PENDING] = pending
+        connection.execute_wrappers.insert(0, pending)
+    return pending
+
+
+def holds(using: str) -> bool:
+    """Whether history written now on ``using`` waits for a later commit."""
+    return bool(_holds(connections[using]))
+
+
+def restore_on_rollback(
+    using: str, instance: Model, attribute: str, value: Any
+) -> None:
+    """Put ``value`` back in ``instance.__dict__[attribute]`` if the current
+    transaction (or the savepoint active now) rolls back; ``MISSING``
+    removes the attribute."""
+    connection = connections[using]
+    _pending(connection).undo.append(
+        (set(connection.savepoint_ids), instance, attribute, value)
+    )
+
+
+def _flush(connection: Any, pending: _Pending) -> None:
+    batches = pending.take()
+    if not batches:
+        return
+    _execute(connection.alias, batches)
+    inside = set(connection.savepoint_ids)
+    for batch in batches:
+        if not inside <= batch.sids:
+            pending.written.append((inside, batch))
+
+
+def flush(using: str | None = None) -> None:
+    """Write the history waiting for the current transaction on ``using`` now.
+
+    revy writes it anyway before the transaction commits, and before any
+    statement on the same connection that names a history table; call this
+    before reading history some other way (another connection, a database
+    trigger).
+    """
+    from django.db import DEFAULT_DB_ALIAS
+
+    connection = connections[using or DEFAULT_DB_ALIAS]
+    pending = connection.__dict__.get(_PENDING)
+    if pending is not None:
+        _flush(connection, pending)
+
+
+def _execute(using: str, batches: Sequence[_Batch]) -> None:
+    groups: dict[tuple[Insert, Insert], list[_Batch]] = {}
+    for batch in batches:
+        groups.setdefault((batch.objects, batch.attributes), []).append(batch)
+    for (objects, attributes), group in groups.items():
+        object_rows = [row for batch in group for row in batch.object_rows]
+        pks = objects.execute(object_rows, using, returning=True)
+        rows_of = [rows for batch in group for rows in batch.attribute_rows]
+        params = [
+            (pk, *row) for pk, rows in zip(pks, rows_of, strict=True) for row in rows
+        ]
+        attributes.execute(params, using, returning=False)
+
+
+def _patched(method: Callable[..., Any]) -> Callable[..., Any]:
+    method._revy = True  # type: ignore[attr-defined]
+    return method
+
+
+def install() -> None:
+    """Hook commit, rollback, savepoint rollback and close of every backend."""
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    wrapper = BaseDatabaseWrapper
+    if getattr(wrapper.commit, "_revy", False):
+        return
+    commit = wrapper.commit
+    rollback = wrapper.rollback
+    savepoint_rollback = wrapper.savepoint_rollback
+    close = wrapper.close
+    set_autocommit = wrapper.set_autocommit
+
+    @_patched
+    def revy_commit(self: Any) -> None:
+        pending = self.__dict__.get(_PENDING)
+        if pending is None or self.in_atomic_block:
+            commit(self)
+            return
+        _flush(self, pending)
+        commit(self)
+        pending.committed()
+
+    @_patched
+    def revy_rollback(self: Any) -> None:
+        try:
+            rollback(self)
+        finally:
+            pending = self.__dict__.get(_PENDING)
+            if pending is not None and not self.in_atomic_block:
+                pending.rolled_back()
+
+    @_patched
+    def revy_savepoint_rollback(self: Any, sid: str) -> None:
+        savepoint_rollback(self, sid)
+        pending = self.__dict__.get(_PENDING)
+        if pending is not None and self._savepoint_allowed():
+            pending.rolled_back(sid)
+
+    @_patched
+    def revy_close(self: Any) -> None:
+        try:
+            close(self)
+        finally:
+            pending = self.__dict__.get(_PENDING)
+            if pending is not None:
+                pending.rolled_back()
+
+    @_patched
+    def revy_set_autocommit(
+        self: Any, autocommit: bool, *args: Any, **kwargs: Any
+    ) -> None:
+        # Turning autocommit on commits (SQLite does it implicitly).
+        pending = self.__dict__.get(_PENDING)
+        if autocommit and pending is not None and not self.in_atomic_block:
+            _flush(self, pending)
+            set_autocommit(self, autocommit, *args, **kwargs)
+            pending.committed()
+            return
+        set_autocommit(self, autocommit, *args, **kwargs)
+
+    wrapper.commit = revy_commit  # type: ignore[method-assign]
+    wrapper.rollback = revy_rollback  # type: ignore[method-assign]
+    wrapper.savepoint_rollback = revy_savepoint_rollback  # type: ignore[method-assign]
+    wrapper.close = revy_close  # type: ignore[method-assign]
+    wrapper.set_autocommit = revy_set_autocommit  # type: ignore[method-assign]

@@ -1037,11 +1037,14 @@ def test_saves_in_one_transaction_share_three_history_statements():
     just before the transaction commits, in the order of the changes."""
     _warm_up()
     accounts = [Account.objects.create(name=f"a{i}") for i in range(20)]
-    with Context(revision=Revision), CaptureQueriesContext(connection) as captured:
-        with transaction.atomic():
-            for account in accounts:
-                account.name += "!"
-                account.save()
+    with (
+        Context(revision=Revision),
+        CaptureQueriesContext(connection) as captured,
+        transaction.atomic(),
+    ):
+        for account in accounts:
+            account.name += "!"
+            account.save()
     sql = [q["sql"] for q in captured.captured_queries]
     updates = [q for q in sql if q.startswith(_statement("UPDATE", "testapp_account"))]
     history = [q for q in sql if "revy_" in q]

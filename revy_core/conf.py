@@ -96,13 +96,26 @@ class Settings:
 revy_settings = Settings()
 
 
+_models: dict[str, type[Model]] = {}
+
+
+def _model(label: str) -> type[Model]:
+    # Looked up on every write: once the registry is complete, by its label.
+    model = _models.get(label)
+    if model is None:
+        model = apps.get_model(label, require_ready=False)
+        if apps.models_ready:
+            _models[label] = model
+    return model
+
+
 def get_revision_model() -> type[Model]:
-    return apps.get_model(revy_settings.revision_model, require_ready=False)
+    return _model(revy_settings.revision_model)
 
 
 def get_object_delta_model() -> type[Model]:
-    return apps.get_model(revy_settings.object_delta_model, require_ready=False)
+    return _model(revy_settings.object_delta_model)
 
 
 def get_attribute_delta_model() -> type[Model]:
-    return apps.get_model(revy_settings.attribute_delta_model, require_ready=False)
+    return _model(revy_settings.attribute_delta_model)

@@ -35,7 +35,6 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import connections, transaction
 from django.db.models import Model, QuerySet
 
-from revy_core import values as value_codec
 from revy_core.context import Frame, current_frame
 
 if TYPE_CHECKING:
@@ -128,7 +127,7 @@ def _update_changes(
             description=description,
         )
         for tf, old, new in zip(tracked, before[pk], new_row, strict=True):
-            if value_codec.dump(tf.field, old) == value_codec.dump(tf.field, new):
+            if tf.dump(old) == tf.dump(new):
                 continue
             if who is None:
                 attribute_actor, why = actor, attribute_description

@@ -82,6 +82,7 @@ class TrackedField:
     attname: str
     masked: bool
     mutable: bool
+    dump: Callable[[Any], Any]
 
 
 class Tracker:
@@ -333,8 +334,9 @@ def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
             _rebaseline(self, tracker, [f.attname for f in fields])
             return
         using = using or router.db_for_write(type(self), instance=self)
+        connection = connections[using]
         with transaction.atomic(using=using, savepoint=False):
-            held = writer.holds(using)
+            held = writer.holds(connection)
             prior = _prior_values(self, tracker, fields, using, raw, force_insert)
             d[_SAVING] = True
             try:
@@ -351,7 +353,9 @@ def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
         if held:
             # Should the caller's transaction roll back, the database holds
             # the old values again: so must the baseline.
-            writer.restore_on_rollback(using, self, _BASE, d.get(_BASE, writer.MISSING))
+            writer.restore_on_rollback(
+                connection, self, _BASE, d.get(_BASE, writer.MISSING)
+            )
         _rebaseline(self, tracker, [f.attname for f in fields])
 
     save_base._revy = True  # type: ignore[attr-defined]
@@ -408,7 +412,7 @@ class ObjectChange:
 
 
 def _stored(tf: TrackedField, value: Any) -> Any:
-    dumped = value_codec.dump(tf.field, value)
+    dumped = tf.dump(value)
     if tf.masked and dumped is not None:
         return revy_settings.mask
     return dumped
@@ -465,14 +469,15 @@ def _update_change(
         if old is new:
             continue
         old_stored = _stored(tf, old)
-        new_dumped = value_codec.dump(tf.field, new)
-        if value_codec.dump(tf.field, old) == new_dumped:
+        dump = tf.dump
+        new_dumped = dump(new)
+        if dump(old) == new_dumped:
             continue
         steps = [*chains.get(attname, ()), (marks.get(attname, frame.values), new)]
         previous = old_stored
-        previous_dumped = value_codec.dump(tf.field, old)
+        previous_dumped = dump(old)
         for values, value in steps:
-            dumped = value_codec.dump(tf.field, value)
+            dumped = tf.dump(value)
             if dumped == previous_dumped:
                 continue
             stored = _stored(tf, value)
@@ -626,13 +631,13 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
     connection = connections[using]
     revision = _resolve_revision(using, frame)
     revision_pk = revision.pk
-    objects = writer.insert_for(get_object_delta_model(), using, _OBJECT_COLUMNS)
+    objects = writer.insert_for(get_object_delta_model(), connection, _OBJECT_COLUMNS)
     attributes = writer.insert_for(
-        get_attribute_delta_model(), using, _ATTRIBUTE_COLUMNS
+        get_attribute_delta_model(), connection, _ATTRIBUTE_COLUMNS
     )
     now = objects.field("created_at").get_db_prep_save(timezone.now(), connection)
-    old_json = attributes.json("old_value")
-    new_json = attributes.json("new_value")
+    old_json = attributes.json("old_value", connection)
+    new_json = attributes.json("new_value", connection)
     content_types = ContentType.objects.db_manager(using)
     actors: dict[int, tuple[int | None, str | None]] = {}
     type_ids: dict[type[Model], int] = {}
@@ -666,7 +671,7 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
                     content_id,
                     now,
                 ),
-                using,
+                connection,
             )
         )
         rows = []
@@ -684,14 +689,14 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
                     content_id,
                     now,
                     attribute.name,
-                    None if old is None else old_json(old),
-                    None if new is None else new_json(new),
+                    None if old is None else old_json(old, connection),
+                    None if new is None else new_json(new, connection),
                 )
             )
         if attributes.defaults:
-            rows = [attributes.complete(row, using) for row in rows]
+            rows = [attributes.complete(row, connection) for row in rows]
         attribute_rows.append(rows)
-    writer.write(using, objects, object_rows, attributes, attribute_rows)
+    writer.write(connection, objects, object_rows, attributes, attribute_rows)
 
 
 def record(
@@ -806,6 +811,7 @@ def build_tracker(model: type[Model]) -> Tracker:
             masked=f.name in masked_names or f.attname in masked_names,
             mutable=isinstance(f, JSONField)
             or f.get_internal_type() in {"ArrayField", "HStoreField"},
+            dump=value_codec.dumper(f),
         )
         for f in model._meta.concrete_fields
         if not getattr(f, "generated", False)

@@ -23,7 +23,7 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from django.utils.duration import duration_iso_string
 
-__all__ = ["dump", "load", "target_field"]
+__all__ = ["dump", "dumper", "load", "target_field"]
 
 
 def target_field(field: models.Field[Any, Any]) -> models.Field[Any, Any]:
@@ -71,6 +71,44 @@ def dump(field: models.Field[Any, Any], value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
     return str(value)
+
+
+# Field classes (exact types) whose values of one Python type are stored
+# as they are: ``dump`` would return them unchanged.
+_AS_IS: dict[type[models.Field[Any, Any]], type] = {
+    models.CharField: str,
+    models.TextField: str,
+    models.SlugField: str,
+    models.EmailField: str,
+    models.BooleanField: bool,
+    models.IntegerField: int,
+    models.BigIntegerField: int,
+    models.SmallIntegerField: int,
+    models.PositiveIntegerField: int,
+    models.PositiveBigIntegerField: int,
+    models.PositiveSmallIntegerField: int,
+    models.AutoField: int,
+    models.BigAutoField: int,
+    models.SmallAutoField: int,
+}
+
+
+def dumper(field: models.Field[Any, Any]) -> Any:
+    """``dump`` for one field: values stored as they are skip the general path."""
+    kind = _AS_IS.get(type(target_field(field)))
+    if kind is None or isinstance(field, models.JSONField):
+
+        def dump_value(value: Any) -> Any:
+            return dump(field, value)
+
+        return dump_value
+
+    def dump_plain(value: Any) -> Any:
+        if value is None or type(value) is kind:
+            return value
+        return dump(field, value)
+
+    return dump_plain
 
 
 def load(field: models.Field[Any, Any], value: Any) -> Any:

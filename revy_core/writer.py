@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connections
-from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import (
     AutoField,
     BigAutoField,
@@ -84,28 +83,30 @@ def _default(field: Field[Any, Any]) -> Callable[[], Any]:
     return field.get_default
 
 
-def json_adapter(field: Field[Any, Any], using: str) -> Callable[[Any], Any]:
-    """How a value (not ``None``) of a JSON column reaches the database.
+def json_adapter(field: Field[Any, Any], connection: Any) -> Callable[[Any, Any], Any]:
+    """How a value (not ``None``) of a JSON column reaches the database:
+    ``adapter(value, connection)``.
 
     Where Django would call ``json.dumps(value, cls=encoder)`` (a new encoder
     per value), one encoder instance serves every value: same text, a
     fraction of the time. Elsewhere (PostgreSQL's ``Jsonb``, a custom field
     or backend) the field's own ``get_db_prep_save``.
     """
-    connection = connections[using]
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
     adapt = getattr(type(connection.ops), "adapt_json_value", None)
     if (
         type(field) is JSONField
         and adapt is BaseDatabaseOperations.adapt_json_value
         and JSONField.get_prep_value is Field.get_prep_value
     ):
-        encoder = field.encoder or json.JSONEncoder
-        return encoder().encode
+        encode = (field.encoder or json.JSONEncoder)().encode
 
-    def prepare(value: Any) -> Any:
-        return field.get_db_prep_save(value, connections[using])
+        def dumps(value: Any, connection: Any) -> Any:
+            return encode(value)
 
-    return prepare
+        return dumps
+    return field.get_db_prep_save
 
 
 class Insert:
@@ -117,8 +118,9 @@ class Insert:
     writes prepared rows and returns their primary keys when asked.
     """
 
-    def __init__(self, model: type[Model], using: str, given: Sequence[str]) -> None:
-        connection = connections[using]
+    def __init__(
+        self, model: type[Model], connection: Any, given: Sequence[str]
+    ) -> None:
         meta = model._meta
         by_attname = {f.attname: f for f in meta.concrete_fields}
         pk = meta.pk
@@ -146,23 +148,20 @@ class Insert:
         self.row_sql = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
         self.pk_column = str(pk.column)
         self.vendor = connection.vendor
-        self.using = using
-        self._json: dict[str, Callable[[Any], Any]] = {}
+        self._json: dict[str, Callable[[Any, Any], Any]] = {}
 
-    def prepare(self, values: Sequence[Any], using: str) -> tuple[Any, ...]:
+    def prepare(self, values: Sequence[Any], connection: Any) -> tuple[Any, ...]:
         """Database parameters for one row of Python values in ``given`` order."""
-        connection = connections[using]
         values = list(values)
         given = self.given
         for i in self.prep_indexes:
             values[i] = given[i].get_db_prep_save(values[i], connection)
-        return self.complete(values, using)
+        return self.complete(values, connection)
 
-    def complete(self, values: Sequence[Any], using: str) -> tuple[Any, ...]:
+    def complete(self, values: Sequence[Any], connection: Any) -> tuple[Any, ...]:
         """A row of database parameters for the ``given`` columns, defaults added."""
         if not self.defaults:
             return tuple(values)
-        connection = connections[using]
         return (
             *values,
             *(
@@ -171,12 +170,12 @@ class Insert:
             ),
         )
 
-    def json(self, attname: str) -> Callable[[Any], Any]:
+    def json(self, attname: str, connection: Any) -> Callable[[Any, Any], Any]:
         """How values of the JSON column ``attname`` reach the database."""
         adapter = self._json.get(attname)
         if adapter is None:
             adapter = self._json[attname] = json_adapter(
-                self.field(attname), self.using
+                self.field(attname), connection
             )
         return adapter
 
@@ -188,28 +187,26 @@ class Insert:
         raise KeyError(attname)
 
     def execute(
-        self, rows: Sequence[Sequence[Any]], using: str, *, returning: bool
+        self, rows: Sequence[Sequence[Any]], connection: Any, *, returning: bool
     ) -> list[Any]:
         """Insert prepared ``rows``; their primary keys, in order, if ``returning``."""
         if not rows:
             return []
-        connection = connections[using]
         features = connection.features
         returning = returning and self.returns_pk
         if not returning:
-            self._insert(rows, using, batch=True)
+            self._insert(rows, connection, batch=True)
             return []
         if len(rows) > 1 and features.can_return_rows_from_bulk_insert:
-            return self._insert(rows, using, batch=True)
+            return self._insert(rows, connection, batch=True)
         pks: list[Any] = []
         for row in rows:
-            pks.extend(self._insert([row], using, batch=False))
+            pks.extend(self._insert([row], connection, batch=False))
         return pks
 
     def _insert(
-        self, rows: Sequence[Sequence[Any]], using: str, *, batch: bool
+        self, rows: Sequence[Sequence[Any]], connection: Any, *, batch: bool
     ) -> list[Any]:
-        connection = connections[using]
         features = connection.features
         ops: Any = connection.ops
         size = max(ops.bulk_batch_size(list(self.fields), rows), 1) if batch else 1
@@ -243,12 +240,12 @@ class Insert:
 _inserts: dict[tuple[type[Model], str, tuple[str, ...]], Insert] = {}
 
 
-def insert_for(model: type[Model], using: str, given: Sequence[str]) -> Insert:
-    """The prepared insert of ``model`` on ``using`` for the ``given`` columns."""
-    key = (model, using, tuple(given))
+def insert_for(model: type[Model], connection: Any, given: Sequence[str]) -> Insert:
+    """The prepared insert of ``model`` on ``connection`` for ``given`` columns."""
+    key = (model, connection.alias, tuple(given))
     insert = _inserts.get(key)
-    if insert is None or insert.vendor != connections[using].vendor:
-        insert = _inserts[key] = Insert(model, using, given)
+    if insert is None or insert.vendor != connection.vendor:
+        insert = _inserts[key] = Insert(model, connection, given)
     return insert
 
 
@@ -278,10 +275,11 @@ def save_revision(revision: Model, using: str) -> None:
         if not (f is pk and getattr(pk, "db_returning", False))
         and not getattr(f, "generated", False)
     ]
-    insert = insert_for(model, using, [f.attname for f in fields])
+    connection = connections[using]
+    insert = insert_for(model, connection, [f.attname for f in fields])
     values = [f.pre_save(revision, True) for f in fields]
-    row = insert.prepare(values, using)
-    pks = insert.execute([row], using, returning=True)
+    row = insert.prepare(values, connection)
+    pks = insert.execute([row], connection, returning=True)
     if pks:
         revision.pk = pks[0]
     revision._state.adding = False
@@ -428,7 +426,7 @@ def _holds(connection: Any) -> bool:
 
 
 def write(
-    using: str,
+    connection: Any,
     objects: Insert,
     object_rows: list[tuple[Any, ...]],
     attributes: Insert,
@@ -439,10 +437,10 @@ def write(
     ``attribute_rows[i]`` are the rows of ``object_rows[i]`` without their
     leading parent column. Inside a transaction they wait for its commit.
     """
-    connection = connections[using]
     if not _holds(connection):
         _execute(
-            using, [_Batch(set(), objects, object_rows, attributes, attribute_rows)]
+            connection,
+            [_Batch(set(), objects, object_rows, attributes, attribute_rows)],
         )
         return
     pending = _pending(connection)
@@ -469,18 +467,17 @@ def _pending(connection: Any) -> _Pending:
     return pending
 
 
-def holds(using: str) -> bool:
-    """Whether history written now on ``using`` waits for a later commit."""
-    return bool(_holds(connections[using]))
+def holds(connection: Any) -> bool:
+    """Whether history written now on ``connection`` waits for a later commit."""
+    return bool(_holds(connection))
 
 
 def restore_on_rollback(
-    using: str, instance: Model, attribute: str, value: Any
+    connection: Any, instance: Model, attribute: str, value: Any
 ) -> None:
     """Put ``value`` back in ``instance.__dict__[attribute]`` if the current
     transaction (or the savepoint active now) rolls back; ``MISSING``
     removes the attribute."""
-    connection = connections[using]
     _pending(connection).undo.append(
         (set(connection.savepoint_ids), instance, attribute, value)
     )
@@ -490,7 +487,7 @@ def _flush(connection: Any, pending: _Pending) -> None:
     batches = pending.take()
     if not batches:
         return
-    _execute(connection.alias, batches)
+    _execute(connection, batches)
     inside = set(connection.savepoint_ids)
     for batch in batches:
         if not inside <= batch.sids:
@@ -513,18 +510,18 @@ def flush(using: str | None = None) -> None:
         _flush(connection, pending)
 
 
-def _execute(using: str, batches: Sequence[_Batch]) -> None:
+def _execute(connection: Any, batches: Sequence[_Batch]) -> None:
     groups: dict[tuple[Insert, Insert], list[_Batch]] = {}
     for batch in batches:
         groups.setdefault((batch.objects, batch.attributes), []).append(batch)
     for (objects, attributes), group in groups.items():
         object_rows = [row for batch in group for row in batch.object_rows]
-        pks = objects.execute(object_rows, using, returning=True)
+        pks = objects.execute(object_rows, connection, returning=True)
         rows_of = [rows for batch in group for rows in batch.attribute_rows]
         params = [
             (pk, *row) for pk, rows in zip(pks, rows_of, strict=True) for row in rows
         ]
-        attributes.execute(params, using, returning=False)
+        attributes.execute(params, connection, returning=False)
 
 
 def _patched(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -488,6 +488,22 @@ class Context(stackholm.Context):
         self._arguments = presets
         self._presets = {key: _validate(key, value) for key, value in presets.items()}
 
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Context:
+        """A context holding ``values`` as they are, without checks.
+
+        For code that opens many contexts with values it built itself, in
+        the form a context keeps them (an actor as a model instance, a
+        :class:`LazyActor` or ``None``; a revision as a saved instance or a
+        :class:`LazyRevision`; descriptions as strings or ``None``), such as
+        the request middleware. Anything else goes through ``Context(...)``.
+        """
+        context = cls.__new__(cls)
+        stackholm.Context.__init__(context)
+        context._arguments = values
+        context._presets = values
+        return context
+
     def __repr__(self) -> str:
         presets = ", ".join(f"{k}={v!r}" for k, v in self._presets.items())
         return f"<{type(self).__name__}({presets})>"

@@ -24,6 +24,7 @@ A request that writes nothing costs no query and writes no revision.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -93,6 +94,16 @@ def _report_polluted(depth: int) -> None:
         )
 
 
+@functools.lru_cache(maxsize=16)
+def _deciders(resolvers: tuple[ActorResolver, ...]) -> tuple[ActorResolver, ...]:
+    """The resolvers that may require a decision (not the default ``False``)."""
+    return tuple(
+        r
+        for r in resolvers
+        if type(r).requires_decision is not ActorResolver.requires_decision
+    )
+
+
 class RequestActor:
     """The actor of one request: the resolver chain, run at most once.
 
@@ -151,11 +162,11 @@ class RequestActor:
 
     def requires_decision(self, status: int) -> bool:
         """Whether the chain must run although no change needed the actor."""
-        return (
-            not self.done
-            and status < 400
-            and any(r.requires_decision(self.request) for r in self.resolvers)
-        )
+        if self.done or status >= 400:
+            return False
+        request = self.request
+        deciders = _deciders(tuple(self.resolvers))
+        return any(r.requires_decision(request) for r in deciders)
 
     @property
     def refusal(self) -> ActorRefused | None:
@@ -196,7 +207,7 @@ class RequestScope:
             depth = Context.depth()
             if depth:
                 _report_polluted(depth)
-        return Context(**self.presets)
+        return Context.from_values(self.presets)
 
     def reenter(self, iterable: Iterable[Any]) -> Iterator[Any]:
         """Iterate ``iterable``, each step inside a fresh context."""

@@ -1368,3 +1368,16 @@ def test_isolated_hides_the_callers_stack_and_restores_it():
         assert Context.depth() == 1
         assert Context.get_revision_description() == "outer"
     assert Context.depth() == 0
+
+
+def test_from_values_holds_the_values_as_given():
+    """The constructor the middleware uses per request: no checks, no copy."""
+    revision = LazyRevision(lambda: None)  # never resolved here
+    values = {"revision": revision, "revision_description": "fix", "enabled": True}
+    with Context.from_values(values):
+        assert Context.get_revision_description() == "fix"
+        assert Context.get_actor() is None
+        with Context(revision_description="inner"):
+            assert Context.get_revision_description() == "inner"
+        assert Context.get_revision_description() == "fix"
+    assert Context.depth() == 0

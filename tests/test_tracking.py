@@ -1287,3 +1287,83 @@ def test_init_receivers_connected_after_the_first_load_are_called(account, signa
         again.save()
     _, delta = object_deltas(account)
     assert changes(delta) == {"name": ("renamed", "again")}
+
+
+# History held until commit -------------------------------------------------
+
+
+def test_raw_sql_on_the_same_connection_sees_waiting_history(account):
+    with Context(), transaction.atomic():
+        account.name = "seen"
+        account.save()
+        table = connection.ops.quote_name(AttributeDelta._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {table}")
+            (count,) = cursor.fetchone()
+    assert count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_manual_transaction_commit_writes_waiting_history(account):
+    transaction.set_autocommit(False)
+    try:
+        with Context():
+            account.name = "manual"
+            account.save()
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "manual")}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_manual_transaction_rollback_drops_waiting_history(account):
+    transaction.set_autocommit(False)
+    try:
+        with Context():
+            account.name = "dropped"
+            account.save()
+        transaction.rollback()
+    finally:
+        transaction.set_autocommit(True)
+    assert object_deltas(account) == []
+    assert Account.objects.get().name == "savings"
+
+
+def test_long_transactions_write_what_waits_in_steps(monkeypatch):
+    from revy_core import writer
+
+    monkeypatch.setattr(writer, "FLUSH_EVERY", 10)
+    _warm_up()
+    with (
+        Context(revision=Revision),
+        CaptureQueriesContext(connection) as captured,
+        transaction.atomic(),
+    ):
+        for i in range(12):
+            Account.objects.create(name=f"a{i}")
+        flush()
+    inserts = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith(_statement("INSERT INTO", "revy_object_delta"))
+    ]
+    # Each create writes 5 attribute deltas: two saves fill a step.
+    assert len(inserts) == 6
+    assert ObjectDelta.objects.count() == 12
+
+
+def test_unserializable_value_fails_the_save_not_the_commit(account):
+    class Opaque:
+        pass
+
+    with Context(), transaction.atomic():
+        account.name = "fine"
+        account.save()
+        thing = Everything.objects.create()
+        thing.data = {"value": Opaque()}
+        with pytest.raises(TypeError), transaction.atomic():
+            thing.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "fine")}

@@ -1372,7 +1372,7 @@ def test_isolated_hides_the_callers_stack_and_restores_it():
 
 def test_from_values_holds_the_values_as_given():
     """The constructor the middleware uses per request: no checks, no copy."""
-    revision = LazyRevision(lambda: None)  # never resolved here
+    revision = LazyRevision(Revision)  # never resolved here
     values = {"revision": revision, "revision_description": "fix", "enabled": True}
     with Context.from_values(values):
         assert Context.get_revision_description() == "fix"

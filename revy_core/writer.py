@@ -516,12 +516,81 @@ def _execute(connection: Any, batches: Sequence[_Batch]) -> None:
         groups.setdefault((batch.objects, batch.attributes), []).append(batch)
     for (objects, attributes), group in groups.items():
         object_rows = [row for batch in group for row in batch.object_rows]
-        pks = objects.execute(object_rows, connection, returning=True)
         rows_of = [rows for batch in group for rows in batch.attribute_rows]
+        if _together(connection, objects, object_rows, rows_of):
+            _insert_together(connection, objects, object_rows, attributes, rows_of)
+            continue
+        pks = objects.execute(object_rows, connection, returning=True)
         params = [
             (pk, *row) for pk, rows in zip(pks, rows_of, strict=True) for row in rows
         ]
         attributes.execute(params, connection, returning=False)
+
+
+# PostgreSQL's limit on the parameters of one statement (server-side binding).
+_MAX_PARAMETERS = 65_535
+
+
+def _together(
+    connection: Any,
+    objects: Insert,
+    object_rows: Sequence[Sequence[Any]],
+    rows_of: Sequence[Sequence[Sequence[Any]]],
+) -> bool:
+    """Whether object and attribute deltas can go in one statement."""
+    if connection.vendor != "postgresql" or not objects.returns_pk:
+        return False
+    width = len(object_rows[0]) if object_rows else 0
+    attribute_rows = [row for rows in rows_of for row in rows]
+    if not attribute_rows:
+        return False
+    parameters = width * len(object_rows) + (len(attribute_rows[0]) + 1) * len(
+        attribute_rows
+    )
+    return parameters <= _MAX_PARAMETERS
+
+
+def _insert_together(
+    connection: Any,
+    objects: Insert,
+    object_rows: Sequence[Sequence[Any]],
+    attributes: Insert,
+    rows_of: Sequence[Sequence[Sequence[Any]]],
+) -> None:
+    """Object deltas and their attribute deltas in one statement (PostgreSQL).
+
+    A data-modifying ``WITH``: the object deltas are inserted and return
+    their keys, numbered in the order they were given (keys come from the
+    sequence in row order), and each attribute delta row, tagged with the
+    number of its object delta, joins its key.
+    """
+    qn = connection.ops.quote_name
+    fields = attributes.fields[1:]  # the parent column comes from the join
+    casts = [f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields]
+    first = "(%s, " + ", ".join(casts) + ")"
+    plain = "(%s, " + ", ".join(["%s"] * len(fields)) + ")"
+    names = ", ".join(f"c{i}" for i in range(len(fields)))
+    params: list[Any] = [value for row in object_rows for value in row]
+    values: list[str] = []
+    for number, rows in enumerate(rows_of, start=1):
+        for row in rows:
+            values.append(plain if values else first)
+            params.append(number)
+            params.extend(row)
+    pk = qn(str(objects.pk.column))
+    sql = (
+        f"WITH o AS (INSERT INTO {objects.table} ({objects.columns}) VALUES "
+        + ", ".join([objects.row_sql] * len(object_rows))
+        + f" RETURNING {pk}), "
+        f"n AS (SELECT {pk} AS id, row_number() OVER (ORDER BY {pk}) AS number "
+        "FROM o) "
+        f"INSERT INTO {attributes.table} ({attributes.columns}) "
+        f"SELECT n.id, {', '.join(f'v.c{i}' for i in range(len(fields)))} "
+        f"FROM (VALUES {', '.join(values)}) AS v(number, {names}) "
+        "JOIN n ON n.number = v.number"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _patched(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -52,7 +52,8 @@ class FailStatement:
     def __call__(
         self, execute: Any, sql: str, params: Any, many: bool, context: Any
     ) -> Any:
-        if sql.lstrip().startswith(self.start):
+        # On PostgreSQL both delta inserts are one statement (WITH ...).
+        if self.start in sql:
             self.raised += 1
             raise DatabaseError(f"injected failure: {self.start}")
         return execute(sql, params, many, context)

@@ -63,3 +63,29 @@ def history_counts() -> tuple[int, int, int]:
         ObjectDelta.objects.count(),
         AttributeDelta.objects.count(),
     )
+
+
+def delta_inserts(objects: int, attributes: int, using: str = "default") -> int:
+    """Statements revy needs to write ``objects`` object deltas holding
+    ``attributes`` attribute deltas: on PostgreSQL one (``WITH``) while the
+    statement stays under 65,535 parameters (8 per object delta, 12 per
+    attribute delta), elsewhere a bulk insert per table, split where the
+    backend's parameter limit requires."""
+    import math
+
+    from django.db import connections
+
+    connection = connections[using]
+    if (
+        connection.vendor == "postgresql"
+        and attributes
+        and 8 * objects + 12 * attributes <= 65_535
+    ):
+        return 1
+    total = 0
+    for model, rows in ((ObjectDelta, objects), (AttributeDelta, attributes)):
+        if rows:
+            fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+            batch = max(connection.ops.bulk_batch_size(fields, [None] * rows), 1)
+            total += math.ceil(rows / batch)
+    return total

@@ -301,7 +301,9 @@ def object_history(
     decode = _decoder(reader.value, connection)
     names = _ActorNames(using)
     key = (content_type.pk, str(pk))
-    last = 0
+    # Below every key: a backfilled baseline placed before an object's first
+    # delta has a negative one.
+    last = -(2**63)
     while True:
         with connection.cursor() as cursor:
             cursor.execute(reader.deltas, (*key, last, batch_size))

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 
 from revy_core import Context
 from revy_core.backfill import DESCRIPTION, backfill
+from revy_core.history import object_history
 from revy_core.models import AttributeDelta, ObjectDelta, ObjectSnapshot, Revision
 from tests.testapp.history import changes, history_counts, object_deltas
 from tests.testapp.models import Account, Organization, Profile, Untracked
@@ -154,6 +155,9 @@ def test_rows_whose_history_starts_with_updates_get_a_baseline_before_it(
         "update",
     ]
     assert [values for _, values in snapshots] == states
+    listed = list(object_history(Account, account.pk))
+    assert [entry.action for entry in listed] == ["create", *["update"] * 3]
+    assert listed[0].object_delta_id == baseline.pk
 
 
 def test_placed_baselines_in_batches_deleted_rows_included_idempotent():

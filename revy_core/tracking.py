@@ -589,14 +589,13 @@ def _rolled_back(revision: Model, using: str) -> bool:
     )
 
 
-def _actor_key(using: str, value: Any) -> tuple[int | None, str | None]:
+def _actor_key(content_types: Any, value: Any) -> tuple[int | None, str | None]:
     actor = resolve_actor(value)
     if actor is None:
         return None, None
     if actor.pk is None:
         raise ValueError(f"The actor {actor!r} must be saved before it can act.")
-    content_type = ContentType.objects.db_manager(using).get_for_model(actor)
-    return content_type.pk, str(actor.pk)
+    return content_types.get_for_model(actor).pk, str(actor.pk)
 
 
 _OBJECT_COLUMNS = (
@@ -635,7 +634,7 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
     attributes = writer.insert_for(
         get_attribute_delta_model(), connection, _ATTRIBUTE_COLUMNS
     )
-    now = objects.field("created_at").get_db_prep_save(timezone.now(), connection)
+    now = objects.created_at.get_db_prep_save(timezone.now(), connection)
     old_json = attributes.json("old_value", connection)
     new_json = attributes.json("new_value", connection)
     content_types = ContentType.objects.db_manager(using)
@@ -645,7 +644,7 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
     def actor_key(actor: Model | None) -> tuple[int | None, str | None]:
         key = id(actor)
         if key not in actors:
-            actors[key] = _actor_key(using, actor)
+            actors[key] = _actor_key(content_types, actor)
         return actors[key]
 
     object_rows = []

@@ -19,6 +19,7 @@ could care.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -128,6 +129,7 @@ class Insert:
         self.model = model
         self.pk = pk
         self.given = tuple(by_attname[name] for name in given)
+        self.by_attname = {f.attname: f for f in self.given}
         # A primary key the database assigns is left out and returned; one
         # with a default (a UUID, say) is filled in like any other default.
         self.returns_pk = bool(getattr(pk, "db_returning", False))
@@ -181,10 +183,11 @@ class Insert:
 
     def field(self, attname: str) -> Field[Any, Any]:
         """The field of a given column."""
-        for field in self.given:
-            if field.attname == attname:
-                return field
-        raise KeyError(attname)
+        return self.by_attname[attname]
+
+    @functools.cached_property
+    def created_at(self) -> Field[Any, Any]:
+        return self.by_attname["created_at"]
 
     def execute(
         self, rows: Sequence[Sequence[Any]], connection: Any, *, returning: bool

@@ -140,7 +140,7 @@ class Insert:
             and not (f is pk and self.returns_pk)
             and not getattr(f, "generated", False)
         )
-        self.fields = self.given + self.defaults
+        self.fields = list(self.given + self.defaults)
         self.plain = tuple(_is_plain(f) for f in self.given)
         self.default_makers = tuple(_default(f) for f in self.defaults)
         self.prep_indexes = tuple(i for i, plain in enumerate(self.plain) if not plain)
@@ -195,43 +195,44 @@ class Insert:
         """Insert prepared ``rows``; their primary keys, in order, if ``returning``."""
         if not rows:
             return []
-        features = connection.features
-        returning = returning and self.returns_pk
-        if not returning:
-            self._insert(rows, connection, batch=True)
+        if not (returning and self.returns_pk):
+            self._insert(rows, connection, batch=True, returning=False)
             return []
-        if len(rows) > 1 and features.can_return_rows_from_bulk_insert:
-            return self._insert(rows, connection, batch=True)
+        if len(rows) > 1 and connection.features.can_return_rows_from_bulk_insert:
+            return self._insert(rows, connection, batch=True, returning=True)
         pks: list[Any] = []
         for row in rows:
-            pks.extend(self._insert([row], connection, batch=False))
+            pks.extend(self._insert([row], connection, batch=False, returning=True))
         return pks
 
     def _insert(
-        self, rows: Sequence[Sequence[Any]], connection: Any, *, batch: bool
+        self,
+        rows: Sequence[Sequence[Any]],
+        connection: Any,
+        *,
+        batch: bool,
+        returning: bool,
     ) -> list[Any]:
-        features = connection.features
         ops: Any = connection.ops
-        size = max(ops.bulk_batch_size(list(self.fields), rows), 1) if batch else 1
+        size = max(ops.bulk_batch_size(self.fields, rows), 1) if batch else 1
         head = f"INSERT INTO {self.table} ({self.columns}) VALUES "
-        returning_sql = ""
-        returning = self.returns_pk and (
-            features.can_return_rows_from_bulk_insert
+        # Keys come back with the insert where the backend can say them,
+        # else (one row at a time) from the cursor.
+        returned = returning and (
+            connection.features.can_return_rows_from_bulk_insert
             if batch
-            else features.can_return_columns_from_insert
+            else connection.features.can_return_columns_from_insert
         )
-        if returning:
-            returning_sql = " " + ops.return_insert_columns([self.pk])[0]
+        tail = " " + ops.return_insert_columns([self.pk])[0] if returned else ""
         pks: list[Any] = []
         with connection.cursor() as cursor:
             for start in range(0, len(rows), size):
                 chunk = rows[start : start + size]
-                sql = head + ", ".join([self.row_sql] * len(chunk)) + returning_sql
-                params = [value for row in chunk for value in row]
-                cursor.execute(sql, params)
-                if returning:
+                sql = head + ", ".join([self.row_sql] * len(chunk)) + tail
+                cursor.execute(sql, [value for row in chunk for value in row])
+                if returned:
                     pks.extend(row[0] for row in ops.fetch_returned_insert_rows(cursor))
-                elif self.returns_pk and not batch:
+                elif returning:
                     pks.append(
                         ops.last_insert_id(
                             cursor, self.model._meta.db_table, self.pk_column

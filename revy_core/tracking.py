@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import marshal
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ _UPDATED = "_revy_updated"
 _SAVED_IN = "_revy_saved_in"
 
 _object_setattr = object.__setattr__
+_marshal = marshal.dumps
+_unmarshal = marshal.loads
 _trackers: dict[type[Model], Tracker] = {}
 
 
@@ -124,15 +127,28 @@ def is_tracked(model: type[Model]) -> bool:
 def _copy_value(value: Any) -> Any:
     """A copy of a mutable value, so in-place changes show in the diff.
 
-    JSON values (dicts and lists of scalars) are copied by a plain recursive
-    walk, several times faster than ``copy.deepcopy``; anything else
-    mutable falls back to ``deepcopy``.
+    JSON values (dicts and lists of strings, numbers, booleans and ``None``)
+    are copied through ``marshal``, in C; values holding anything else are
+    copied by a plain recursive walk, several times faster than
+    ``copy.deepcopy``, which is left for other mutable types.
     """
     kind = type(value)
+    if kind is dict or kind is list:
+        try:
+            return _unmarshal(_marshal(value))
+        except ValueError:  # not only JSON types inside
+            return _walk(value)
+    if isinstance(value, (dict, list)):
+        return copy.deepcopy(value)
+    return value
+
+
+def _walk(value: Any) -> Any:
+    kind = type(value)
     if kind is dict:
-        return {key: _copy_value(item) for key, item in value.items()}
+        return {key: _walk(item) for key, item in value.items()}
     if kind is list:
-        return [_copy_value(item) for item in value]
+        return [_walk(item) for item in value]
     if isinstance(value, (dict, list)):
         return copy.deepcopy(value)
     return value

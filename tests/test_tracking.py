@@ -1381,3 +1381,42 @@ def test_unserializable_value_fails_the_save_not_the_commit(account):
             thing.save()
     (delta,) = object_deltas(account)
     assert changes(delta) == {"name": ("savings", "fine")}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, 2.5, {"b": None, "c": True}], "s": "é"},
+        [[1], {"x": "y"}],
+        {"when": datetime.date(2020, 1, 1), "amount": decimal.Decimal("1.5")},
+    ],
+    ids=["json", "nested-list", "non-json-inside"],
+)
+def test_baseline_copies_of_mutable_values_are_deep_and_equal(value):
+    from revy_core.tracking import _copy_value
+
+    copied = _copy_value(value)
+    assert copied == value
+    assert type(copied) is type(value)
+    stack = [(value, copied)]
+    while stack:
+        original, copy_ = stack.pop()
+        if isinstance(original, (dict, list)):
+            assert copy_ is not original
+            pairs = (
+                zip(original.values(), copy_.values(), strict=True)
+                if isinstance(original, dict)
+                else zip(original, copy_, strict=True)
+            )
+            stack.extend(pairs)
+
+
+def test_baseline_copy_keeps_dict_subclasses():
+    from revy_core.tracking import _copy_value
+
+    class Tagged(dict):
+        pass
+
+    copied = _copy_value({"inner": Tagged(x=[1])})
+    assert type(copied["inner"]) is Tagged
+    assert copied["inner"]["x"] == [1]

@@ -1414,7 +1414,7 @@ def test_baseline_copies_of_mutable_values_are_deep_and_equal(value):
 def test_baseline_copy_keeps_dict_subclasses():
     from revy_core.tracking import _copy_value
 
-    class Tagged(dict):
+    class Tagged(dict[str, list[int]]):
         pass
 
     copied = _copy_value({"inner": Tagged(x=[1])})

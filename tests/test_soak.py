@@ -6,11 +6,12 @@ Each server (uvicorn with several workers, and Django's threaded WSGI
 server) serves ``REVY_SOAK_REQUESTS`` requests (20,000 by default) from 50
 concurrent clients, each on its own keep-alive connection, on a PostgreSQL
 database of its own. The WSGI server's threads keep their database
-connections (CONN_MAX_AGE); under uvicorn each request opens its own. The requests mix reads, writes as a user and as an
-organization, probes of the request's context, and errors provoked on
-purpose: a forbidden organization (403), an anonymous organization claim
-(403), a bad commit message (400), a wrong bearer token (401) and a view
-that raises after writing (500). Afterwards:
+connections (CONN_MAX_AGE); under uvicorn each request opens its own.
+The requests mix reads, writes as a user and as an organization, probes of
+the request's context, and errors provoked on purpose: a forbidden
+organization (403), an anonymous organization claim (403), a bad commit
+message (400), a wrong bearer token (401) and a view that raises after
+writing (500). Afterwards:
 
 - every response has the status its kind of request must have: no 5xx but
   the provoked ones;

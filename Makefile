@@ -135,8 +135,18 @@ $(BENCH_STAMP): pyproject.toml
 bench-venv: $(BENCH_STAMP) ## Create .venv-bench: revy (editable) and the four peers
 
 .PHONY: bench
-bench: $(BENCH_STAMP) ## Benchmark revy and its peers on SQLite and PostgreSQL (bench/results/)
+bench: $(BENCH_STAMP) ## Benchmark revy and its peers on SQLite and PostgreSQL (bench/results/), then history operations at 100,000 deltas
 	$(BENCH_PY) -m bench.run $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-operations
+
+# Operating history at scale: 100,000 object deltas, each operation's time per
+# 10,000 rows and memory, on SQLite then PostgreSQL (bench/operations.py).
+BENCH_OPERATIONS_ARGS ?=
+
+.PHONY: bench-operations
+bench-operations: $(BENCH_STAMP) ## History operations (backfill, history, diff, revert, prune, erase) at 100,000 deltas
+	$(BENCH_PY) -m bench.operations --database sqlite $(BENCH_OPERATIONS_ARGS)
+	$(BENCH_PY) -m bench.operations --database postgres $(BENCH_OPERATIONS_ARGS)
 
 .PHONY: bench-quick
 bench-quick: $(STAMP) ## Smoke benchmark under a minute: revy and untracked, SQLite

@@ -521,8 +521,15 @@ def _execute(connection: Any, batches: Sequence[_Batch]) -> None:
     for (objects, attributes), group in groups.items():
         object_rows = [row for batch in group for row in batch.object_rows]
         rows_of = [rows for batch in group for rows in batch.attribute_rows]
-        if _together(connection, objects, object_rows, rows_of):
-            _insert_together(connection, objects, object_rows, attributes, rows_of)
+        if _together(connection, objects, rows_of):
+            for start, stop in _chunks(rows_of):
+                _insert_together(
+                    connection,
+                    objects,
+                    object_rows[start:stop],
+                    attributes,
+                    rows_of[start:stop],
+                )
             continue
         pks = objects.execute(object_rows, connection, returning=True)
         params = [
@@ -531,27 +538,66 @@ def _execute(connection: Any, batches: Sequence[_Batch]) -> None:
         attributes.execute(params, connection, returning=False)
 
 
-# PostgreSQL's limit on the parameters of one statement (server-side binding).
-_MAX_PARAMETERS = 65_535
+# Attribute delta rows per statement where object and attribute deltas go
+# together: one statement's arrays stay a few megabytes.
+TOGETHER_ROWS = 20_000
 
 
 def _together(
     connection: Any,
     objects: Insert,
-    object_rows: Sequence[Sequence[Any]],
     rows_of: Sequence[Sequence[Sequence[Any]]],
 ) -> bool:
     """Whether object and attribute deltas can go in one statement."""
-    if connection.vendor != "postgresql" or not objects.returns_pk:
-        return False
-    width = len(object_rows[0]) if object_rows else 0
-    attribute_rows = [row for rows in rows_of for row in rows]
-    if not attribute_rows:
-        return False
-    parameters = width * len(object_rows) + (len(attribute_rows[0]) + 1) * len(
-        attribute_rows
+    return connection.vendor == "postgresql" and objects.returns_pk and any(rows_of)
+
+
+def _chunks(rows_of: Sequence[Sequence[Sequence[Any]]]) -> list[tuple[int, int]]:
+    """Slices of object deltas holding at most ``TOGETHER_ROWS`` attribute
+    deltas each (more only when one object delta alone has more)."""
+    chunks = []
+    start = count = 0
+    for index, rows in enumerate(rows_of):
+        if count and count + len(rows) > TOGETHER_ROWS:
+            chunks.append((start, index))
+            start, count = index, 0
+        count += len(rows)
+    chunks.append((start, len(rows_of)))
+    return chunks
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows turned into one list of values per column."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+@functools.lru_cache(maxsize=64)
+def _together_sql(objects: Insert, attributes: Insert, alias: str) -> str:
+    connection = connections[alias]
+    qn = connection.ops.quote_name
+
+    def arrays(fields: Sequence[Field[Any, Any]]) -> str:
+        return ", ".join(f"%s::{f.cast_db_type(connection)}[]" for f in fields)
+
+    fields = attributes.fields[1:]  # the parent column comes from the join
+    object_names = ", ".join(f"c{i}" for i in range(len(objects.fields)))
+    names = ", ".join(f"c{i}" for i in range(len(fields)))
+    pk = qn(str(objects.pk.column))
+    return (
+        f"WITH o AS (INSERT INTO {objects.table} ({objects.columns}) "
+        f"SELECT {object_names} FROM unnest({arrays(objects.fields)}) "
+        f"WITH ORDINALITY AS u({object_names}, ord) ORDER BY ord "
+        f"RETURNING {pk}), "
+        f"n AS (SELECT {pk} AS id, row_number() OVER (ORDER BY {pk}) AS number "
+        "FROM o) "
+        f"INSERT INTO {attributes.table} ({attributes.columns}) "
+        f"SELECT n.id, {', '.join(f'v.c{i}' for i in range(len(fields)))} "
+        f"FROM unnest(%s::bigint[], {arrays(fields)}) "
+        f"WITH ORDINALITY AS v(number, {names}, ord) "
+        "JOIN n ON n.number = v.number ORDER BY v.ord"
     )
-    return parameters <= _MAX_PARAMETERS
 
 
 def _insert_together(
@@ -563,36 +609,25 @@ def _insert_together(
 ) -> None:
     """Object deltas and their attribute deltas in one statement (PostgreSQL).
 
-    A data-modifying ``WITH``: the object deltas are inserted and return
-    their keys, numbered in the order they were given (keys come from the
-    sequence in row order), and each attribute delta row, tagged with the
-    number of its object delta, joins its key.
+    A data-modifying ``WITH`` over arrays, one per column (``unnest``): the
+    statement's text and its number of parameters are the same whatever the
+    number of rows, so neither the driver nor the server parses more as the
+    batch grows. The object deltas are inserted in the order given and
+    return their keys, numbered in that order (keys come from the sequence in
+    row order); each attribute delta row, tagged with the number of its
+    object delta, joins its key, and rows are inserted in the order given.
     """
-    qn = connection.ops.quote_name
-    fields = attributes.fields[1:]  # the parent column comes from the join
-    casts = [f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields]
-    first = "(%s, " + ", ".join(casts) + ")"
-    plain = "(%s, " + ", ".join(["%s"] * len(fields)) + ")"
-    names = ", ".join(f"c{i}" for i in range(len(fields)))
-    params: list[Any] = [value for row in object_rows for value in row]
-    values: list[str] = []
+    numbers: list[int] = []
+    attribute_rows: list[Sequence[Any]] = []
     for number, rows in enumerate(rows_of, start=1):
-        for row in rows:
-            values.append(plain if values else first)
-            params.append(number)
-            params.extend(row)
-    pk = qn(str(objects.pk.column))
-    sql = (
-        f"WITH o AS (INSERT INTO {objects.table} ({objects.columns}) VALUES "
-        + ", ".join([objects.row_sql] * len(object_rows))
-        + f" RETURNING {pk}), "
-        f"n AS (SELECT {pk} AS id, row_number() OVER (ORDER BY {pk}) AS number "
-        "FROM o) "
-        f"INSERT INTO {attributes.table} ({attributes.columns}) "
-        f"SELECT n.id, {', '.join(f'v.c{i}' for i in range(len(fields)))} "
-        f"FROM (VALUES {', '.join(values)}) AS v(number, {names}) "
-        "JOIN n ON n.number = v.number"
-    )
+        numbers.extend([number] * len(rows))
+        attribute_rows.extend(rows)
+    params = [
+        *_columns(object_rows, len(objects.fields)),
+        numbers,
+        *_columns(attribute_rows, len(attributes.fields) - 1),
+    ]
+    sql = _together_sql(objects, attributes, connection.alias)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 

@@ -1368,6 +1368,42 @@ def test_long_transactions_write_what_waits_in_steps(monkeypatch):
     assert ObjectDelta.objects.count() == 12
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="object and attribute deltas share a statement on PostgreSQL only",
+)
+def test_one_statement_per_chunk_of_attribute_deltas_each_under_its_object(
+    monkeypatch,
+):
+    from revy_core import writer
+
+    monkeypatch.setattr(writer, "TOGETHER_ROWS", 12)
+    _warm_up()
+    with (
+        Context(revision=Revision),
+        CaptureQueriesContext(connection) as captured,
+        transaction.atomic(),
+    ):
+        accounts = [Account.objects.create(name=f"a{i}") for i in range(5)]
+        flush()
+    inserts = [
+        q["sql"]
+        for q in captured.captured_queries
+        if _statement("INSERT INTO", "revy_object_delta") in q["sql"]
+    ]
+    # 5 attribute deltas per create, at most 12 per statement: 2, 2 and 1.
+    assert len(inserts) == 3
+    for i, account in enumerate(accounts):
+        (delta,) = object_deltas(account)
+        assert changes(delta)["name"] == (None, f"a{i}")
+        names = list(
+            delta.attribute_deltas.order_by("pk").values_list("field_name", flat=True)
+        )
+        assert names == [
+            f.name for f in Account._meta.concrete_fields if f.name in names
+        ]
+
+
 def test_unserializable_value_fails_the_save_not_the_commit(account):
     class Opaque:
         pass

@@ -551,10 +551,8 @@ def test_cascade_delete_of_many_children_costs_a_handful_of_queries(children):
     _, few, _ = _cascade(2)
     history, django, rows = _cascade(children)
     # History: the object deltas and attribute deltas in as few inserts as
-    # the backend's parameter limit allows.
-    assert len(history) == _inserts(ObjectDelta, 1 + children) + _inserts(
-        AttributeDelta, rows
-    )
+    # the backend allows.
+    assert len(history) == delta_inserts(1 + children, rows)
     # Django's own statements: the collector's batches (deletes of 100 rows,
     # one select per relation and batch of keys) and a constant rest.
     table = connection.ops.quote_name(Account._meta.db_table)

@@ -67,21 +67,20 @@ def history_counts() -> tuple[int, int, int]:
 
 def delta_inserts(objects: int, attributes: int, using: str = "default") -> int:
     """Statements revy needs to write ``objects`` object deltas holding
-    ``attributes`` attribute deltas: on PostgreSQL one (``WITH``) while the
-    statement stays under 65,535 parameters (8 per object delta, 12 per
-    attribute delta), elsewhere a bulk insert per table, split where the
-    backend's parameter limit requires."""
+    ``attributes`` attribute deltas (spread evenly): on PostgreSQL one
+    (``WITH``) per ``revy_core.writer.TOGETHER_ROWS`` attribute deltas,
+    elsewhere a bulk insert per table, split where the backend's parameter
+    limit requires."""
     import math
 
     from django.db import connections
 
+    from revy_core.writer import TOGETHER_ROWS
+
     connection = connections[using]
-    if (
-        connection.vendor == "postgresql"
-        and attributes
-        and 8 * objects + 12 * attributes <= 65_535
-    ):
-        return 1
+    if connection.vendor == "postgresql" and attributes:
+        per_object = max(attributes // objects, 1)
+        return math.ceil(objects / max(TOGETHER_ROWS // per_object, 1))
     total = 0
     for model, rows in ((ObjectDelta, objects), (AttributeDelta, attributes)):
         if rows:

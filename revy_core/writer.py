@@ -539,8 +539,8 @@ def _execute(connection: Any, batches: Sequence[_Batch]) -> None:
 
 
 # Attribute delta rows per statement where object and attribute deltas go
-# together: one statement's arrays stay a few megabytes.
-TOGETHER_ROWS = 20_000
+# together: a statement's arrays stay within some tens of megabytes.
+TOGETHER_ROWS = 100_000
 
 
 def _together(

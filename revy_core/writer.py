@@ -19,6 +19,7 @@ could care.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 from collections.abc import Callable, Sequence
@@ -491,7 +492,20 @@ def _flush(connection: Any, pending: _Pending) -> None:
     batches = pending.take()
     if not batches:
         return
-    _execute(connection, batches)
+    try:
+        _execute(connection, batches)
+    except BaseException:
+        # The history still waits, and the transaction may not commit
+        # without it: whatever catches the error, the atomic block must roll
+        # back (a savepoint's rollback drops the history of what it undid,
+        # and the rest waits for the commit again).
+        pending.batches[:0] = batches
+        pending.rows += sum(
+            len(rows) for batch in batches for rows in batch.attribute_rows
+        )
+        if connection.in_atomic_block:
+            connection.needs_rollback = True
+        raise
     inside = set(connection.savepoint_ids)
     for batch in batches:
         if not inside <= batch.sids:
@@ -521,16 +535,19 @@ def _execute(connection: Any, batches: Sequence[_Batch]) -> None:
     for (objects, attributes), group in groups.items():
         object_rows = [row for batch in group for row in batch.object_rows]
         rows_of = [rows for batch in group for rows in batch.attribute_rows]
-        if _together(connection, objects, rows_of):
-            for start, stop in _chunks(rows_of):
-                _insert_together(
-                    connection,
-                    objects,
-                    object_rows[start:stop],
-                    attributes,
-                    rows_of[start:stop],
+        if _together(connection, objects, attributes, rows_of):
+            chunks = [
+                _document(
+                    objects, attributes, object_rows[start:stop], rows_of[start:stop]
                 )
-            continue
+                for start, stop in _chunks(rows_of)
+            ]
+            if all(chunk is not None for chunk in chunks):
+                sql = _together_sql(objects, attributes, connection.alias)
+                with connection.cursor() as cursor:
+                    for chunk in chunks:
+                        cursor.execute(sql, chunk)
+                continue
         pks = objects.execute(object_rows, connection, returning=True)
         params = [
             (pk, *row) for pk, rows in zip(pks, rows_of, strict=True) for row in rows
@@ -538,18 +555,38 @@ def _execute(connection: Any, batches: Sequence[_Batch]) -> None:
         attributes.execute(params, connection, returning=False)
 
 
-# Attribute delta rows per statement where object and attribute deltas go
-# together: a statement's arrays stay within some tens of megabytes.
+# PostgreSQL: object deltas and their attribute deltas in one statement.
+#
+# A data-modifying ``WITH`` reads the rows from two JSON documents, arrays of
+# rows (``jsonb_array_elements``): the statement's text and its two
+# parameters are the same whatever the number of rows, so neither the driver
+# nor the server parses more as a batch grows, and the rows are encoded by
+# one call of the C JSON encoder. The object deltas are inserted in the order
+# given and return their keys, numbered in that order (keys come from the
+# sequence in row order); each attribute delta row starts with the number of
+# its object delta and joins its key; rows are inserted in the order given.
+# Rows holding a value JSON cannot carry as it is (a custom field's, say)
+# go as two plain inserts instead.
+
+# Attribute delta rows per statement: a statement's documents stay within
+# some tens of megabytes.
 TOGETHER_ROWS = 100_000
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _together(
     connection: Any,
     objects: Insert,
+    attributes: Insert,
     rows_of: Sequence[Sequence[Sequence[Any]]],
 ) -> bool:
     """Whether object and attribute deltas can go in one statement."""
-    return connection.vendor == "postgresql" and objects.returns_pk and any(rows_of)
+    return (
+        connection.vendor == "postgresql"
+        and objects.returns_pk
+        and _json_encoder(objects, attributes) is not None
+        and any(rows_of)
+    )
 
 
 def _chunks(rows_of: Sequence[Sequence[Sequence[Any]]]) -> list[tuple[int, int]]:
@@ -566,70 +603,125 @@ def _chunks(rows_of: Sequence[Sequence[Sequence[Any]]]) -> list[tuple[int, int]]
     return chunks
 
 
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Rows turned into one list of values per column."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+def _json_indexes(insert: Insert) -> frozenset[int]:
+    return frozenset(i for i, f in enumerate(insert.fields) if isinstance(f, JSONField))
+
+
+@functools.lru_cache(maxsize=64)
+def _json_encoder(objects: Insert, attributes: Insert) -> type[json.JSONEncoder] | None:
+    """The one encoder of every JSON column of both inserts; ``None`` when
+    they differ or a JSON column is a subclass's (whose own code may prepare
+    its values)."""
+    encoders = set()
+    for insert in (objects, attributes):
+        for i in _json_indexes(insert):
+            field = insert.fields[i]
+            if type(field) is not JSONField:
+                return None
+            encoders.add(getattr(field, "encoder", None) or json.JSONEncoder)
+    if len(encoders) > 1:
+        return None
+    return encoders.pop() if encoders else json.JSONEncoder
+
+
+def _plain_rows(
+    rows: Sequence[Sequence[Any]], json_indexes: frozenset[int]
+) -> list[list[Any]] | None:
+    """Rows of parameters as JSON can carry them: JSON columns' wrapped
+    values unwrapped, datetimes as ISO 8601 text; ``None`` if a value is of
+    another kind."""
+    out = []
+    stamp: Any = None
+    text = ""
+    for row in rows:
+        values = list(row)
+        for i, value in enumerate(values):
+            kind = type(value)
+            if kind in _SCALARS:
+                continue
+            if i in json_indexes:
+                # psycopg's Jsonb wraps .obj, psycopg2's Json .adapted.
+                inner = getattr(value, "obj", getattr(value, "adapted", _NONE))
+                if inner is _NONE:
+                    return None
+                values[i] = inner
+            elif kind is datetime.datetime:
+                if value is not stamp:
+                    stamp, text = value, value.isoformat()
+                values[i] = text
+            else:
+                return None
+        out.append(values)
+    return out
+
+
+_NONE = object()
+
+
+def _document(
+    objects: Insert,
+    attributes: Insert,
+    object_rows: Sequence[Sequence[Any]],
+    rows_of: Sequence[Sequence[Sequence[Any]]],
+) -> list[str] | None:
+    """The two JSON parameters of the statement; ``None`` if a row holds a
+    value JSON cannot carry."""
+    plain_objects = _plain_rows(object_rows, _json_indexes(objects))
+    # Attribute rows lack their parent column: JSON columns move one left.
+    shifted = frozenset(i - 1 for i in _json_indexes(attributes))
+    plain_attributes = _plain_rows([row for rows in rows_of for row in rows], shifted)
+    if plain_objects is None or plain_attributes is None:
+        return None
+    numbered = []
+    position = 0
+    for number, rows in enumerate(rows_of, start=1):
+        for row in plain_attributes[position : position + len(rows)]:
+            row.insert(0, number)
+            numbered.append(row)
+        position += len(rows)
+    encoder = _json_encoder(objects, attributes)
+    dumps = encoder(separators=(",", ":")).encode  # type: ignore[misc]
+    return [dumps(plain_objects), dumps(numbered)]
+
+
+def _cell(field: Field[Any, Any], row: str, index: int, connection: Any) -> str:
+    """The expression reading ``field``'s value from element ``index`` of the
+    JSON array ``row``."""
+    if isinstance(field, JSONField):
+        return f"NULLIF({row} -> {index}, 'null'::jsonb)"
+    db_type = str(field.cast_db_type(connection))
+    if db_type.startswith(("varchar", "char")):
+        # Left as text: the column's own length check applies (a cast
+        # would cut the value short).
+        return f"({row} ->> {index})"
+    return f"CAST({row} ->> {index} AS {db_type})"
 
 
 @functools.lru_cache(maxsize=64)
 def _together_sql(objects: Insert, attributes: Insert, alias: str) -> str:
     connection = connections[alias]
-    qn = connection.ops.quote_name
-
-    def arrays(fields: Sequence[Field[Any, Any]]) -> str:
-        return ", ".join(f"%s::{f.cast_db_type(connection)}[]" for f in fields)
-
-    fields = attributes.fields[1:]  # the parent column comes from the join
-    object_names = ", ".join(f"c{i}" for i in range(len(objects.fields)))
-    names = ", ".join(f"c{i}" for i in range(len(fields)))
-    pk = qn(str(objects.pk.column))
+    pk = connection.ops.quote_name(str(objects.pk.column))
+    object_cells = ", ".join(
+        _cell(f, "u.r", i, connection) for i, f in enumerate(objects.fields)
+    )
+    # The parent column comes from the join; element 0 is the number of
+    # the row's object delta.
+    attribute_cells = ", ".join(
+        _cell(f, "v.r", i, connection)
+        for i, f in enumerate(attributes.fields[1:], start=1)
+    )
     return (
         f"WITH o AS (INSERT INTO {objects.table} ({objects.columns}) "
-        f"SELECT {object_names} FROM unnest({arrays(objects.fields)}) "
-        f"WITH ORDINALITY AS u({object_names}, ord) ORDER BY ord "
-        f"RETURNING {pk}), "
+        f"SELECT {object_cells} "
+        "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS u(r, ord) "
+        f"ORDER BY u.ord RETURNING {pk}), "
         f"n AS (SELECT {pk} AS id, row_number() OVER (ORDER BY {pk}) AS number "
         "FROM o) "
         f"INSERT INTO {attributes.table} ({attributes.columns}) "
-        f"SELECT n.id, {', '.join(f'v.c{i}' for i in range(len(fields)))} "
-        f"FROM unnest(%s::bigint[], {arrays(fields)}) "
-        f"WITH ORDINALITY AS v(number, {names}, ord) "
-        "JOIN n ON n.number = v.number ORDER BY v.ord"
+        f"SELECT n.id, {attribute_cells} "
+        "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS v(r, ord) "
+        "JOIN n ON n.number = CAST(v.r ->> 0 AS bigint) ORDER BY v.ord"
     )
-
-
-def _insert_together(
-    connection: Any,
-    objects: Insert,
-    object_rows: Sequence[Sequence[Any]],
-    attributes: Insert,
-    rows_of: Sequence[Sequence[Sequence[Any]]],
-) -> None:
-    """Object deltas and their attribute deltas in one statement (PostgreSQL).
-
-    A data-modifying ``WITH`` over arrays, one per column (``unnest``): the
-    statement's text and its number of parameters are the same whatever the
-    number of rows, so neither the driver nor the server parses more as the
-    batch grows. The object deltas are inserted in the order given and
-    return their keys, numbered in that order (keys come from the sequence in
-    row order); each attribute delta row, tagged with the number of its
-    object delta, joins its key, and rows are inserted in the order given.
-    """
-    numbers: list[int] = []
-    attribute_rows: list[Sequence[Any]] = []
-    for number, rows in enumerate(rows_of, start=1):
-        numbers.extend([number] * len(rows))
-        attribute_rows.extend(rows)
-    params = [
-        *_columns(object_rows, len(objects.fields)),
-        numbers,
-        *_columns(attribute_rows, len(attributes.fields) - 1),
-    ]
-    sql = _together_sql(objects, attributes, connection.alias)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def _patched(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import json
@@ -1402,6 +1403,103 @@ def test_one_statement_per_chunk_of_attribute_deltas_each_under_its_object(
         assert names == [
             f.name for f in Account._meta.concrete_fields if f.name in names
         ]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="object and attribute deltas share a statement on PostgreSQL only",
+)
+def test_rows_json_cannot_carry_go_as_two_plain_inserts(monkeypatch):
+    from revy_core import writer
+
+    # As if text were a kind of value the JSON document cannot hold.
+    monkeypatch.setattr(writer, "_SCALARS", frozenset({int, bool, type(None)}))
+    _warm_up()
+    with (
+        Context(revision=Revision),
+        CaptureQueriesContext(connection) as captured,
+        transaction.atomic(),
+    ):
+        account = Account.objects.create(name="plain")
+        flush()
+    inserts = [q["sql"] for q in captured.captured_queries if "revy_" in q["sql"]]
+    assert len(inserts) == 3  # the revision, object deltas, attribute deltas
+    assert not any("jsonb_array_elements" in sql for sql in inserts)
+    (delta,) = object_deltas(account)
+    assert changes(delta)["name"] == (None, "plain")
+
+
+@pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="SQLite does not check lengths"
+)
+def test_a_value_too_long_for_its_history_column_fails_not_cut_short():
+    from revy_core.tracking import record
+
+    _warm_up()
+    key = "k" * 300  # content_id holds 255 characters
+
+    def record_it() -> None:
+        with Context(revision=Revision), transaction.atomic():
+            record(Account, key, ObjectDelta.ACTION_UPDATE, {"name": ("a", "b")})
+            flush()
+
+    with pytest.raises(DatabaseError):
+        record_it()
+    assert not ObjectDelta.objects.filter(content_id__startswith="kkk").exists()
+
+
+def _read_history_while_its_write_fails() -> None:
+    table = connection.ops.quote_name(ObjectDelta._meta.db_table)
+
+    def fail(execute, sql, params, many, context):
+        if f"INSERT INTO {table}" in sql:
+            raise DatabaseError("injected")
+        return execute(sql, params, many, context)
+
+    with transaction.atomic(), connection.execute_wrapper(fail):
+        list(ObjectDelta.objects.all())
+
+
+def test_waiting_history_whose_write_fails_in_a_savepoint_is_written_at_commit(
+    account,
+):
+    with Context(), transaction.atomic():
+        account.name = "renamed"
+        account.save()
+        with pytest.raises(DatabaseError):
+            _read_history_while_its_write_fails()
+        account.balance = decimal.Decimal("1.00")
+        account.save()
+    first, second = object_deltas(account)
+    assert changes(first) == {"name": ("savings", "renamed")}
+    assert changes(second) == {"balance": ("10.50", "1.00")}
+
+
+def test_waiting_history_whose_write_fails_dooms_the_transaction(account):
+    from revy_core.writer import flush
+
+    table = connection.ops.quote_name(ObjectDelta._meta.db_table)
+
+    def fail(execute, sql, params, many, context):
+        if f"INSERT INTO {table}" in sql:
+            raise DatabaseError("injected")
+        return execute(sql, params, many, context)
+
+    def swallow_the_error() -> None:
+        with connection.execute_wrapper(fail), contextlib.suppress(DatabaseError):
+            flush()
+
+    def rename() -> None:
+        with Context(), transaction.atomic():
+            account.name = "renamed"
+            account.save()
+            swallow_the_error()
+            Account.objects.count()
+
+    with pytest.raises(transaction.TransactionManagementError):
+        rename()
+    assert Account.objects.get().name == "savings"
+    assert object_deltas(account) == []
 
 
 def test_unserializable_value_fails_the_save_not_the_commit(account):

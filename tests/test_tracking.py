@@ -1448,15 +1448,18 @@ def test_a_value_too_long_for_its_history_column_fails_not_cut_short():
     assert not ObjectDelta.objects.filter(content_id__startswith="kkk").exists()
 
 
-def _read_history_while_its_write_fails() -> None:
+def _fail_object_delta_inserts(execute, sql, params, many, context):
     table = connection.ops.quote_name(ObjectDelta._meta.db_table)
+    if f"INSERT INTO {table}" in sql:
+        raise DatabaseError("injected")
+    return execute(sql, params, many, context)
 
-    def fail(execute, sql, params, many, context):
-        if f"INSERT INTO {table}" in sql:
-            raise DatabaseError("injected")
-        return execute(sql, params, many, context)
 
-    with transaction.atomic(), connection.execute_wrapper(fail):
+def _read_history_while_its_write_fails() -> None:
+    with (
+        transaction.atomic(),
+        connection.execute_wrapper(_fail_object_delta_inserts),
+    ):
         list(ObjectDelta.objects.all())
 
 
@@ -1476,17 +1479,11 @@ def test_waiting_history_whose_write_fails_in_a_savepoint_is_written_at_commit(
 
 
 def test_waiting_history_whose_write_fails_dooms_the_transaction(account):
-    from revy_core.writer import flush
-
-    table = connection.ops.quote_name(ObjectDelta._meta.db_table)
-
-    def fail(execute, sql, params, many, context):
-        if f"INSERT INTO {table}" in sql:
-            raise DatabaseError("injected")
-        return execute(sql, params, many, context)
-
     def swallow_the_error() -> None:
-        with connection.execute_wrapper(fail), contextlib.suppress(DatabaseError):
+        with (
+            connection.execute_wrapper(_fail_object_delta_inserts),
+            contextlib.suppress(DatabaseError),
+        ):
             flush()
 
     def rename() -> None:

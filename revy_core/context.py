@@ -92,6 +92,7 @@ VALUE_KEYS = (
     "deletion_description",
 )
 _ENABLED = "enabled"
+_KNOWN_KEYS = frozenset((*VALUE_KEYS, _ENABLED))
 
 
 class ContextError(RuntimeError):
@@ -481,11 +482,15 @@ class Context(stackholm.Context):
     reset_deletion_description: ClassVar[Callable[[], None]]
 
     def __init__(self, **presets: Any) -> None:
-        unknown = set(presets) - set(VALUE_KEYS) - {_ENABLED}
-        if unknown:
-            raise TypeError(f"Unknown context values: {', '.join(sorted(unknown))}.")
         super().__init__()
         self._arguments = presets
+        if not presets:
+            # ``with Context():`` is the common case: nothing to check.
+            self._presets = presets
+            return
+        unknown = presets.keys() - _KNOWN_KEYS
+        if unknown:
+            raise TypeError(f"Unknown context values: {', '.join(sorted(unknown))}.")
         self._presets = {key: _validate(key, value) for key, value in presets.items()}
 
     @classmethod

@@ -1346,26 +1346,32 @@ def test_manual_transaction_rollback_drops_waiting_history(account):
     assert Account.objects.get().name == "savings"
 
 
-def test_long_transactions_write_what_waits_in_steps(monkeypatch):
-    from revy_core import writer
-
-    monkeypatch.setattr(writer, "FLUSH_EVERY", 10)
+def _create_accounts_counting_delta_inserts(count: int) -> tuple[list[Account], int]:
+    """Create ``count`` accounts in one transaction; how many statements
+    inserted object deltas."""
     _warm_up()
     with (
         Context(revision=Revision),
         CaptureQueriesContext(connection) as captured,
         transaction.atomic(),
     ):
-        for i in range(12):
-            Account.objects.create(name=f"a{i}")
+        accounts = [Account.objects.create(name=f"a{i}") for i in range(count)]
         flush()
     inserts = [
         q["sql"]
         for q in captured.captured_queries
         if _statement("INSERT INTO", "revy_object_delta") in q["sql"]
     ]
+    return accounts, len(inserts)
+
+
+def test_long_transactions_write_what_waits_in_steps(monkeypatch):
+    from revy_core import writer
+
+    monkeypatch.setattr(writer, "FLUSH_EVERY", 10)
+    _, inserts = _create_accounts_counting_delta_inserts(12)
     # Each create writes 5 attribute deltas: two saves fill a step.
-    assert len(inserts) == 6
+    assert inserts == 6
     assert ObjectDelta.objects.count() == 12
 
 
@@ -1379,21 +1385,9 @@ def test_one_statement_per_chunk_of_attribute_deltas_each_under_its_object(
     from revy_core import writer
 
     monkeypatch.setattr(writer, "TOGETHER_ROWS", 12)
-    _warm_up()
-    with (
-        Context(revision=Revision),
-        CaptureQueriesContext(connection) as captured,
-        transaction.atomic(),
-    ):
-        accounts = [Account.objects.create(name=f"a{i}") for i in range(5)]
-        flush()
-    inserts = [
-        q["sql"]
-        for q in captured.captured_queries
-        if _statement("INSERT INTO", "revy_object_delta") in q["sql"]
-    ]
+    accounts, inserts = _create_accounts_counting_delta_inserts(5)
     # 5 attribute deltas per create, at most 12 per statement: 2, 2 and 1.
-    assert len(inserts) == 3
+    assert inserts == 3
     for i, account in enumerate(accounts):
         (delta,) = object_deltas(account)
         assert changes(delta)["name"] == (None, f"a{i}")

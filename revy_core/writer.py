@@ -190,6 +190,13 @@ class Insert:
     def created_at(self) -> Field[Any, Any]:
         return self.by_attname["created_at"]
 
+    @functools.cached_property
+    def json_indexes(self) -> frozenset[int]:
+        """Positions of the JSON columns in a row of ``fields``."""
+        return frozenset(
+            i for i, f in enumerate(self.fields) if isinstance(f, JSONField)
+        )
+
     def execute(
         self, rows: Sequence[Sequence[Any]], connection: Any, *, returning: bool
     ) -> list[Any]:
@@ -389,9 +396,7 @@ class _Pending:
             self.written = [entry for entry in self.written if sid not in entry[0]]
             kept = again + [batch for batch in self.batches if sid not in batch.sids]
             self.batches = kept
-            self.rows = sum(
-                len(rows) for batch in kept for rows in batch.attribute_rows
-            )
+            self.rows = _rows(kept)
             undone = [entry for entry in self.undo if sid in entry[0]]
             self.undo = [entry for entry in self.undo if sid not in entry[0]]
         for _, instance, attribute, value in reversed(undone):
@@ -402,6 +407,11 @@ class _Pending:
 
 
 MISSING = object()
+
+
+def _rows(batches: Sequence[_Batch]) -> int:
+    """Attribute delta rows the batches hold."""
+    return sum(len(rows) for batch in batches for rows in batch.attribute_rows)
 
 
 def _history_tables() -> tuple[str, ...]:
@@ -500,9 +510,7 @@ def _flush(connection: Any, pending: _Pending) -> None:
         # back (a savepoint's rollback drops the history of what it undid,
         # and the rest waits for the commit again).
         pending.batches[:0] = batches
-        pending.rows += sum(
-            len(rows) for batch in batches for rows in batch.attribute_rows
-        )
+        pending.rows += _rows(batches)
         if connection.in_atomic_block:
             connection.needs_rollback = True
         raise
@@ -603,10 +611,6 @@ def _chunks(rows_of: Sequence[Sequence[Sequence[Any]]]) -> list[tuple[int, int]]
     return chunks
 
 
-def _json_indexes(insert: Insert) -> frozenset[int]:
-    return frozenset(i for i, f in enumerate(insert.fields) if isinstance(f, JSONField))
-
-
 @functools.lru_cache(maxsize=64)
 def _json_encoder(objects: Insert, attributes: Insert) -> type[json.JSONEncoder] | None:
     """The one encoder of every JSON column of both inserts; ``None`` when
@@ -614,7 +618,7 @@ def _json_encoder(objects: Insert, attributes: Insert) -> type[json.JSONEncoder]
     its values)."""
     encoders = set()
     for insert in (objects, attributes):
-        for i in _json_indexes(insert):
+        for i in insert.json_indexes:
             field = insert.fields[i]
             if type(field) is not JSONField:
                 return None
@@ -666,22 +670,18 @@ def _document(
 ) -> list[str] | None:
     """The two JSON parameters of the statement; ``None`` if a row holds a
     value JSON cannot carry."""
-    plain_objects = _plain_rows(object_rows, _json_indexes(objects))
-    # Attribute rows lack their parent column: JSON columns move one left.
-    shifted = frozenset(i - 1 for i in _json_indexes(attributes))
-    plain_attributes = _plain_rows([row for rows in rows_of for row in rows], shifted)
+    plain_objects = _plain_rows(object_rows, objects.json_indexes)
+    # Each attribute row starts with the number of its object delta, in the
+    # place of the parent column it lacks.
+    numbered = [
+        (number, *row) for number, rows in enumerate(rows_of, start=1) for row in rows
+    ]
+    plain_attributes = _plain_rows(numbered, attributes.json_indexes)
     if plain_objects is None or plain_attributes is None:
         return None
-    numbered = []
-    position = 0
-    for number, rows in enumerate(rows_of, start=1):
-        for row in plain_attributes[position : position + len(rows)]:
-            row.insert(0, number)
-            numbered.append(row)
-        position += len(rows)
     encoder = _json_encoder(objects, attributes)
     dumps = encoder(separators=(",", ":")).encode  # type: ignore[misc]
-    return [dumps(plain_objects), dumps(numbered)]
+    return [dumps(plain_objects), dumps(plain_attributes)]
 
 
 def _cell(field: Field[Any, Any], row: str, index: int, connection: Any) -> str:

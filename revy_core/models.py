@@ -66,23 +66,34 @@ class AbstractRevision(models.Model):
         return await arevert(self, **kwargs)
 
 
+def _type_reference(*, null: bool, db_index: bool = True) -> Any:
+    """The content type half of a generic reference (an actor, a content).
+
+    Like the id half beside it, it carries no database constraint: every
+    delta would pay a foreign key check at commit, for content types that
+    are never deleted while history refers to them (``PROTECT`` still stops
+    deleting one through Django).
+    """
+    return models.ForeignKey(
+        ContentType,
+        on_delete=models.PROTECT,
+        null=null,
+        blank=null,
+        related_name="+",
+        db_constraint=False,
+        db_index=db_index,
+    )
+
+
 class AbstractDelta(models.Model):
     """What object and attribute deltas share: who, what, when, why."""
 
-    actor_type = models.ForeignKey(
-        ContentType,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    actor_type = _type_reference(null=True)
     actor_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     actor = GenericForeignKey("actor_type", "actor_id")
     action = models.CharField(max_length=16)
     description = models.TextField(blank=True, default="")
-    content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+"
-    )
+    content_type = _type_reference(null=False)
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")
     created_at = models.DateTimeField(default=timezone.now)
@@ -153,7 +164,14 @@ class Revision(AbstractRevision):
         db_table = "revy_revision"
 
 
+# The concrete models index a generic reference with its id (the indexes in
+# Meta), which also serves every lookup by content type alone.
+
+
 class ObjectDelta(AbstractObjectDelta):
+    actor_type = _type_reference(null=True, db_index=False)
+    content_type = _type_reference(null=False, db_index=False)
+
     class Meta(AbstractObjectDelta.Meta):
         swappable = "REVY_OBJECT_DELTA_MODEL"
         db_table = "revy_object_delta"
@@ -167,6 +185,9 @@ class ObjectDelta(AbstractObjectDelta):
 
 
 class AttributeDelta(AbstractAttributeDelta):
+    actor_type = _type_reference(null=True, db_index=False)
+    content_type = _type_reference(null=False, db_index=False)
+
     class Meta(AbstractAttributeDelta.Meta):
         swappable = "REVY_ATTRIBUTE_DELTA_MODEL"
         db_table = "revy_attribute_delta"

@@ -600,3 +600,15 @@ def test_a_whole_migration_using_every_handler_is_importable(tmp_path):
         (default_category,),
         {},
     )
+
+
+def test_a_content_type_history_refers_to_cannot_be_deleted(admin):
+    # The content type columns carry no database constraint; PROTECT still
+    # stops deleting a content type through Django.
+    with Context.via_actor(admin):
+        account = Account.objects.create(name="acme", balance=decimal.Decimal("1"))
+    content_type = ContentType.objects.get_for_model(Account)
+    with pytest.raises(models.ProtectedError):
+        content_type.delete()
+    assert ContentType.objects.filter(pk=content_type.pk).exists()
+    assert object_deltas(account)

@@ -11,7 +11,7 @@ own model with ``REVY_REVISION_MODEL``, ``REVY_OBJECT_DELTA_MODEL`` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -64,6 +64,18 @@ class AbstractRevision(models.Model):
         from revy_core.revert import arevert
 
         return await arevert(self, **kwargs)
+
+
+@overload
+def _type_reference(
+    *, null: Literal[True], db_index: bool = ...
+) -> models.ForeignKey[ContentType | None, ContentType | None]: ...
+
+
+@overload
+def _type_reference(
+    *, null: Literal[False], db_index: bool = ...
+) -> models.ForeignKey[ContentType, ContentType]: ...
 
 
 def _type_reference(*, null: bool, db_index: bool = True) -> Any:

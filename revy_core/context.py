@@ -313,8 +313,17 @@ class LazyRevision:
     def __repr__(self) -> str:
         return f"<LazyRevision {self._factory!r}>"
 
-    def resolve(self, using: str, description: str | None = None) -> Model:
+    def resolve(
+        self, using: str, description: str | None = None, *, defer: bool = False
+    ) -> Model:
+        """The revision on ``using``, created (and saved) on first use.
+
+        With ``defer``, a new revision may be left unsaved for the statement
+        that writes the history to insert (``revy_core.writer.defer_revision``).
+        """
         from django.db import connections, transaction
+
+        from revy_core import writer
 
         connection = connections[using]
         with self._lock:
@@ -322,14 +331,15 @@ class LazyRevision:
             if entry is not None:
                 revision, marker = entry
                 if marker is None or _still_pending(connection, marker):
+                    if not defer:
+                        writer.materialize(revision, using)
                     return revision
             revision = self._factory()
             if revision.pk is None:
                 if description and not getattr(revision, "description", ""):
                     revision.description = description  # type: ignore[attr-defined]
-                from revy_core.writer import save_revision
-
-                save_revision(revision, using)
+                if not (defer and writer.defer_revision(revision, using)):
+                    writer.save_revision(revision, using)
             marker = None
             if connection.in_atomic_block:
                 marker = _commit_marker(self, using)
@@ -338,8 +348,19 @@ class LazyRevision:
             return revision
 
     def resolved(self, using: str) -> Model | None:
+        """The revision created on ``using``, if any (saved: a deferred one is
+        inserted now, with the history waiting for it)."""
         entry = self._entries.get(using)
-        return None if entry is None else entry[0]
+        if entry is None:
+            return None
+        from django.db import connections
+
+        from revy_core import writer
+
+        revision, marker = entry
+        if marker is None or _still_pending(connections[using], marker):
+            writer.materialize(revision, using)
+        return revision
 
     def fresh(self) -> LazyRevision:
         """An unresolved twin, for a new activation of a decorated function."""

@@ -554,13 +554,16 @@ def stored_value(tracker: Tracker, attname: str, value: Any) -> Any:
 
 
 def _resolve_revision(using: str, frame: Frame) -> Model:
+    """The revision of the changes being written: saved, or deferred (no key
+    yet) where the statement writing the deltas will insert it."""
     value = frame.values.get("revision")
     description = frame.values.get("revision_description") or ""
     if isinstance(value, LazyRevision):
-        return value.resolve(using, description)
+        return value.resolve(using, description, defer=True)
     if value is None:
         revision = get_revision_model()(description=description)
-        writer.save_revision(revision, using)
+        if not writer.defer_revision(revision, using):
+            writer.save_revision(revision, using)
         return revision
     if value.pk is None or _rolled_back(value, using):
         if description and not getattr(value, "description", ""):
@@ -711,7 +714,14 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
         if attributes.defaults:
             rows = [attributes.complete(row, connection) for row in rows]
         attribute_rows.append(rows)
-    writer.write(connection, objects, object_rows, attributes, attribute_rows)
+    writer.write(
+        connection,
+        objects,
+        object_rows,
+        attributes,
+        attribute_rows,
+        revision if revision_pk is None else None,
+    )
 
 
 def record(

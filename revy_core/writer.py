@@ -47,11 +47,13 @@ from django.utils import timezone
 
 __all__ = [
     "Insert",
+    "defer_revision",
     "flush",
     "holds",
     "insert_for",
     "install",
     "json_adapter",
+    "materialize",
     "restore_on_rollback",
     "save_revision",
     "write",
@@ -186,6 +188,11 @@ class Insert:
         """The field of a given column."""
         return self.by_attname[attname]
 
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - inserts live as long as the process
+    def position(self, attname: str) -> int:
+        """Where column ``attname`` sits in a row of ``fields``."""
+        return next(i for i, f in enumerate(self.fields) if f.attname == attname)
+
     @functools.cached_property
     def created_at(self) -> Field[Any, Any]:
         return self.by_attname["created_at"]
@@ -272,12 +279,11 @@ def _plain_save(model: type[Model]) -> bool:
     )
 
 
-def save_revision(revision: Model, using: str) -> None:
-    """Insert an unsaved revision, as ``revision.save(using=using)`` would."""
+def _revision_insert(
+    revision: Model, connection: Any
+) -> tuple[Insert, tuple[Any, ...]]:
+    """The prepared insert of an unsaved revision and its row of parameters."""
     model = type(revision)
-    if not _plain_save(model) or revision.pk is not None:
-        revision.save(using=using)
-        return
     meta = model._meta
     pk = meta.pk
     assert pk is not None
@@ -287,15 +293,61 @@ def save_revision(revision: Model, using: str) -> None:
         if not (f is pk and getattr(pk, "db_returning", False))
         and not getattr(f, "generated", False)
     ]
-    connection = connections[using]
     insert = insert_for(model, connection, [f.attname for f in fields])
     values = [f.pre_save(revision, True) for f in fields]
-    row = insert.prepare(values, connection)
-    pks = insert.execute([row], connection, returning=True)
-    if pks:
-        revision.pk = pks[0]
+    return insert, insert.prepare(values, connection)
+
+
+def _saved(revision: Model, pk: Any, using: str) -> None:
+    if pk is not None:
+        revision.pk = pk
     revision._state.adding = False
     revision._state.db = using
+
+
+def save_revision(revision: Model, using: str) -> None:
+    """Insert an unsaved revision, as ``revision.save(using=using)`` would."""
+    if not _plain_save(type(revision)) or revision.pk is not None:
+        revision.save(using=using)
+        return
+    connection = connections[using]
+    insert, row = _revision_insert(revision, connection)
+    pks = insert.execute([row], connection, returning=True)
+    _saved(revision, pks[0] if pks else None, using)
+
+
+def defer_revision(revision: Model, using: str) -> bool:
+    """Leave an unsaved revision to be inserted with the history that needs it.
+
+    On PostgreSQL, inside a transaction whose history waits for its commit,
+    the revision is inserted by the statement that writes the deltas (one
+    statement less a unit of work); until then its key is ``None``.
+    ``materialize`` inserts it at once where its key is needed sooner.
+    Returns whether it was deferred (if not, the caller saves it).
+    """
+    connection = connections[using]
+    if not (
+        connection.vendor == "postgresql"
+        and revision.pk is None
+        and _plain_save(type(revision))
+        and _holds(connection)
+    ):
+        return False
+    pk = type(revision)._meta.pk
+    if not getattr(pk, "db_returning", False):
+        return False
+    _pending(connection)
+    return True
+
+
+def materialize(revision: Model, using: str) -> None:
+    """Give a deferred revision its key now: write the history waiting for
+    it (which inserts it), or insert it alone if nothing waits for it."""
+    if revision.pk is not None:
+        return
+    flush(using)
+    if revision.pk is None:
+        save_revision(revision, using)
 
 
 # Held until commit -----------------------------------------------------------
@@ -317,7 +369,14 @@ FLUSH_EVERY = 5000
 
 
 class _Batch:
-    __slots__ = ("attribute_rows", "attributes", "object_rows", "objects", "sids")
+    __slots__ = (
+        "attribute_rows",
+        "attributes",
+        "object_rows",
+        "objects",
+        "revision",
+        "sids",
+    )
 
     def __init__(
         self,
@@ -326,12 +385,16 @@ class _Batch:
         object_rows: list[tuple[Any, ...]],
         attributes: Insert,
         attribute_rows: list[list[tuple[Any, ...]]],
+        revision: Model | None = None,
     ) -> None:
         self.sids = sids
         self.objects = objects
         self.object_rows = object_rows
         self.attributes = attributes
         self.attribute_rows = attribute_rows
+        # A deferred revision: the rows' revision column holds None until
+        # it is inserted.
+        self.revision = revision
 
 
 class _Pending:
@@ -342,7 +405,7 @@ class _Pending:
     makes false again.
     """
 
-    __slots__ = ("batches", "rows", "tables", "undo", "written")
+    __slots__ = ("batches", "revisions", "rows", "tables", "undo", "written")
 
     def __init__(self, tables: tuple[str, ...]) -> None:
         self.batches: list[_Batch] = []
@@ -353,6 +416,9 @@ class _Pending:
         # savepoint rolls back, their rows go with it and must be written
         # again.
         self.written: list[tuple[set[str | None], _Batch]] = []
+        # Deferred revisions a flush inserted, with the savepoints active
+        # then: if one of them rolls back, the revision is unsaved again.
+        self.revisions: list[tuple[set[str | None], Model]] = []
 
     def __call__(
         self,
@@ -380,6 +446,7 @@ class _Pending:
         self.take()
         self.undo = []
         self.written = []
+        self.revisions = []
 
     def rolled_back(self, sid: str | None = None) -> None:
         """Forget what the transaction (or savepoint ``sid``) held; undo its saves."""
@@ -387,6 +454,7 @@ class _Pending:
             self.take()
             undone, self.undo = self.undo, []
             self.written = []
+            unsaved, self.revisions = self.revisions, []
         else:
             again = [
                 batch
@@ -399,6 +467,11 @@ class _Pending:
             self.rows = _rows(kept)
             undone = [entry for entry in self.undo if sid in entry[0]]
             self.undo = [entry for entry in self.undo if sid not in entry[0]]
+            unsaved = [entry for entry in self.revisions if sid in entry[0]]
+            self.revisions = [e for e in self.revisions if sid not in e[0]]
+        for _, revision in unsaved:
+            revision.pk = None
+            revision._state.adding = True
         for _, instance, attribute, value in reversed(undone):
             if value is MISSING:
                 instance.__dict__.pop(attribute, None)
@@ -415,12 +488,19 @@ def _rows(batches: Sequence[_Batch]) -> int:
 
 
 def _history_tables() -> tuple[str, ...]:
-    # Revisions are written at once; only delta rows wait.
-    from revy_core.conf import get_attribute_delta_model, get_object_delta_model
+    from revy_core.conf import (
+        get_attribute_delta_model,
+        get_object_delta_model,
+        get_revision_model,
+    )
 
     return tuple(
         model._meta.db_table
-        for model in (get_object_delta_model(), get_attribute_delta_model())
+        for model in (
+            get_object_delta_model(),
+            get_attribute_delta_model(),
+            get_revision_model(),
+        )
     )
 
 
@@ -446,16 +526,19 @@ def write(
     object_rows: list[tuple[Any, ...]],
     attributes: Insert,
     attribute_rows: list[list[tuple[Any, ...]]],
+    revision: Model | None = None,
 ) -> None:
     """Write object delta rows and, under each, its attribute delta rows.
 
     ``attribute_rows[i]`` are the rows of ``object_rows[i]`` without their
     leading parent column. Inside a transaction they wait for its commit.
+    ``revision`` is a deferred revision (``defer_revision``) whose key the
+    rows' revision column lacks.
     """
     if not _holds(connection):
         _execute(
             connection,
-            [_Batch(set(), objects, object_rows, attributes, attribute_rows)],
+            [_Batch(set(), objects, object_rows, attributes, attribute_rows, revision)],
         )
         return
     pending = _pending(connection)
@@ -468,6 +551,7 @@ def write(
             object_rows,
             attributes,
             attribute_rows,
+            revision,
         )
     )
     pending.rows += sum(len(rows) for rows in attribute_rows)
@@ -541,26 +625,110 @@ def _execute(connection: Any, batches: Sequence[_Batch]) -> None:
     for batch in batches:
         groups.setdefault((batch.objects, batch.attributes), []).append(batch)
     for (objects, attributes), group in groups.items():
-        object_rows = [row for batch in group for row in batch.object_rows]
+        unsaved = list(
+            {
+                id(batch.revision): batch.revision
+                for batch in group
+                if batch.revision is not None and batch.revision.pk is None
+            }.values()
+        )
         rows_of = [rows for batch in group for rows in batch.attribute_rows]
-        if _together(connection, objects, attributes, rows_of):
+        spans = _chunks(rows_of)
+        together = _together(connection, objects, attributes, rows_of)
+        # One deferred revision is inserted by the statement writing the
+        # deltas; any other first, on its own.
+        fold = None
+        if together and len(unsaved) == 1 and len(spans) == 1:
+            fold = unsaved[0]
+        for revision in unsaved:
+            if revision is not fold:
+                _insert_revision(connection, revision)
+        if together:
+            object_rows, rows_of = _keyed(group, objects, attributes)
             chunks = [
                 _document(
                     objects, attributes, object_rows[start:stop], rows_of[start:stop]
                 )
-                for start, stop in _chunks(rows_of)
+                for start, stop in spans
             ]
             if all(chunk is not None for chunk in chunks):
-                sql = _together_sql(objects, attributes, connection.alias)
+                if fold is not None:
+                    (document,) = chunks
+                    assert document is not None
+                    _execute_folded(connection, objects, attributes, fold, document)
+                    continue
+                sql = _together_sql(objects, attributes, connection.alias, None)
                 with connection.cursor() as cursor:
                     for chunk in chunks:
                         cursor.execute(sql, chunk)
                 continue
+            if fold is not None:
+                _insert_revision(connection, fold)
+        object_rows, rows_of = _keyed(group, objects, attributes)
         pks = objects.execute(object_rows, connection, returning=True)
         params = [
             (pk, *row) for pk, rows in zip(pks, rows_of, strict=True) for row in rows
         ]
         attributes.execute(params, connection, returning=False)
+
+
+def _insert_revision(connection: Any, revision: Model) -> None:
+    save_revision(revision, connection.alias)
+    _inserted(connection, revision)
+
+
+def _inserted(connection: Any, revision: Model) -> None:
+    """Note a deferred revision just inserted, to unsave it on rollback."""
+    pending: _Pending | None = connection.__dict__.get(_PENDING)
+    if pending is not None and connection.in_atomic_block:
+        pending.revisions.append((set(connection.savepoint_ids), revision))
+
+
+def _keyed(
+    group: Sequence[_Batch], objects: Insert, attributes: Insert
+) -> tuple[list[tuple[Any, ...]], list[list[tuple[Any, ...]]]]:
+    """The group's object rows and attribute rows, with the key of each
+    batch's deferred revision put in where it now has one."""
+    object_rows: list[tuple[Any, ...]] = []
+    rows_of: list[list[tuple[Any, ...]]] = []
+    for batch in group:
+        revision = batch.revision
+        if revision is None or revision.pk is None:
+            object_rows.extend(batch.object_rows)
+            rows_of.extend(batch.attribute_rows)
+            continue
+        pk = revision.pk
+        at = objects.position(_REVISION)
+        object_rows.extend(_put(row, at, pk) for row in batch.object_rows)
+        # Attribute rows lack their leading parent column.
+        at = attributes.position(_REVISION) - 1
+        rows_of.extend(
+            [_put(row, at, pk) for row in rows] for rows in batch.attribute_rows
+        )
+    return object_rows, rows_of
+
+
+_REVISION = "revision_id"
+
+
+def _put(row: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
+    return (*row[:index], value, *row[index + 1 :])
+
+
+def _execute_folded(
+    connection: Any,
+    objects: Insert,
+    attributes: Insert,
+    revision: Model,
+    documents: list[str],
+) -> None:
+    insert, row = _revision_insert(revision, connection)
+    sql = _together_sql(objects, attributes, connection.alias, insert)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*row, *documents])
+        pk = cursor.fetchone()[0]
+    _saved(revision, pk, connection.alias)
+    _inserted(connection, revision)
 
 
 # PostgreSQL: object deltas and their attribute deltas in one statement.
@@ -698,29 +866,51 @@ def _cell(field: Field[Any, Any], row: str, index: int, connection: Any) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _together_sql(objects: Insert, attributes: Insert, alias: str) -> str:
+def _together_sql(
+    objects: Insert, attributes: Insert, alias: str, revision: Insert | None
+) -> str:
+    """The statement writing object and attribute deltas; with ``revision``
+    (the insert of a deferred revision), it inserts the revision first,
+    fills the revision column where rows leave it null, and returns the
+    revision's key."""
     connection = connections[alias]
-    pk = connection.ops.quote_name(str(objects.pk.column))
-    object_cells = ", ".join(
-        _cell(f, "u.r", i, connection) for i, f in enumerate(objects.fields)
-    )
+    qn = connection.ops.quote_name
+    pk = qn(str(objects.pk.column))
+
+    def cells(insert: Insert, row: str, start: int) -> str:
+        out = []
+        for i, f in enumerate(insert.fields[start:], start=start):
+            cell = _cell(f, row, i, connection)
+            if revision is not None and f.attname == _REVISION:
+                cell = f"COALESCE({cell}, (SELECT {revision_pk} FROM rev))"
+            out.append(cell)
+        return ", ".join(out)
+
+    head = ""
+    tail = ""
+    if revision is not None:
+        revision_pk = qn(str(revision.pk.column))
+        head = (
+            f"rev AS (INSERT INTO {revision.table} ({revision.columns}) "
+            f"VALUES {revision.row_sql} RETURNING {revision_pk}), "
+        )
+        tail = f" SELECT {revision_pk} FROM rev"
     # The parent column comes from the join; element 0 is the number of
     # the row's object delta.
-    attribute_cells = ", ".join(
-        _cell(f, "v.r", i, connection)
-        for i, f in enumerate(attributes.fields[1:], start=1)
+    attributes_insert = (
+        f"INSERT INTO {attributes.table} ({attributes.columns}) "
+        f"SELECT n.id, {cells(attributes, 'v.r', 1)} "
+        "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS v(r, ord) "
+        "JOIN n ON n.number = CAST(v.r ->> 0 AS bigint) ORDER BY v.ord"
     )
     return (
-        f"WITH o AS (INSERT INTO {objects.table} ({objects.columns}) "
-        f"SELECT {object_cells} "
+        f"WITH {head}o AS (INSERT INTO {objects.table} ({objects.columns}) "
+        f"SELECT {cells(objects, 'u.r', 0)} "
         "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS u(r, ord) "
         f"ORDER BY u.ord RETURNING {pk}), "
         f"n AS (SELECT {pk} AS id, row_number() OVER (ORDER BY {pk}) AS number "
-        "FROM o) "
-        f"INSERT INTO {attributes.table} ({attributes.columns}) "
-        f"SELECT n.id, {attribute_cells} "
-        "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS v(r, ord) "
-        "JOIN n ON n.number = CAST(v.r ->> 0 AS bigint) ORDER BY v.ord"
+        "FROM o)"
+        + (f", a AS ({attributes_insert}){tail}" if tail else f" {attributes_insert}")
     )
 
 

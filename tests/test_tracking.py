@@ -25,6 +25,7 @@ from tests.testapp.history import (
     delta_inserts,
     history_counts,
     object_deltas,
+    revision_inserts,
 )
 from tests.testapp.models import (
     Account,
@@ -1021,23 +1022,25 @@ def test_tracked_update_with_a_revision_costs_three_statements(
     assert _statement("INSERT INTO", "revy_attribute_delta") in sql[-1]
 
 
-def test_tracked_update_without_a_revision_costs_one_more(
+def test_tracked_update_without_a_revision_inserts_its_own(
     account, user, django_assert_num_queries
 ):
     _warm_up()
     with Context.via_actor(user):
         account.name = "counted"
-        with django_assert_num_queries(2 + delta_inserts(1, 1)) as captured:
+        statements = 1 + revision_inserts() + delta_inserts(1, 1)
+        with django_assert_num_queries(statements) as captured:
             account.save()
             flush()
     sql = [q["sql"] for q in captured.captured_queries]
-    assert sql[1].startswith(_statement("INSERT INTO", "revy_revision"))
+    assert _statement("INSERT INTO", "revy_revision") in sql[1]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_saves_in_one_transaction_share_three_history_statements():
-    """A unit of work's history goes in one insert per history table, written
-    just before the transaction commits, in the order of the changes."""
+def test_saves_in_one_transaction_share_the_history_statements():
+    """A unit of work's history goes in one insert per history table (on
+    PostgreSQL one statement for all three), written just before the
+    transaction commits, in the order of the changes."""
     _warm_up()
     accounts = [Account.objects.create(name=f"a{i}") for i in range(20)]
     with (
@@ -1052,12 +1055,20 @@ def test_saves_in_one_transaction_share_three_history_statements():
     updates = [q for q in sql if q.startswith(_statement("UPDATE", "testapp_account"))]
     history = [q for q in sql if "revy_" in q]
     assert len(updates) == 20
-    assert history[0].startswith(_statement("INSERT INTO", "revy_revision"))
-    assert _statement("INSERT INTO", "revy_object_delta") in history[1]
+    assert _statement("INSERT INTO", "revy_revision") in history[0]
+    assert (
+        _statement("INSERT INTO", "revy_object_delta")
+        in history[-1 - (delta_inserts(20, 20) > 1)]
+    )
     assert _statement("INSERT INTO", "revy_attribute_delta") in history[-1]
-    assert len(history) == 1 + delta_inserts(20, 20)
+    assert len(history) == revision_inserts() + delta_inserts(20, 20)
     statements = [q for q in sql if q not in ("BEGIN", "COMMIT")]
-    assert len(statements) == 21 + delta_inserts(20, 20)
+    assert len(statements) == 20 + len(history)
+    (revision,) = Revision.objects.all()
+    assert set(ObjectDelta.objects.values_list("revision", flat=True)) == {revision.pk}
+    assert set(AttributeDelta.objects.values_list("revision", flat=True)) == {
+        revision.pk
+    }
     deltas = ObjectDelta.objects.order_by("pk")
     assert [delta.content_id for delta in deltas] == [str(a.pk) for a in accounts]
     for account in accounts:
@@ -1545,3 +1556,78 @@ def test_baseline_copy_keeps_dict_subclasses():
     copied = _copy_value({"inner": Tagged(x=[1])})
     assert type(copied["inner"]) is Tagged
     assert copied["inner"]["x"] == [1]
+
+
+# The revision of a unit of work -------------------------------------------
+#
+# On PostgreSQL the statement writing a unit of work's deltas inserts its new
+# revision too; these hold on every database.
+
+
+def test_the_revision_read_inside_a_transaction_has_its_key(account):
+    with Context(revision=Revision), transaction.atomic():
+        account.name = "renamed"
+        account.save()
+        revision = Context.get_revision()
+        assert revision.pk is not None
+        assert Revision.objects.filter(pk=revision.pk).exists()
+        Account.objects.create(name="second")
+    (stored,) = Revision.objects.all()
+    assert stored.pk == revision.pk
+    assert object_deltas(account)[0].revision_id == revision.pk
+    assert ObjectDelta.objects.filter(revision=revision).count() == 2
+    assert AttributeDelta.objects.exclude(revision=revision).count() == 0
+
+
+def test_a_revision_written_in_a_savepoint_that_rolls_back_is_written_again(
+    account,
+):
+    with Context(revision=Revision), transaction.atomic():
+        account.name = "renamed"
+        account.save()
+        with contextlib.suppress(ZeroDivisionError), transaction.atomic():
+            # Reading history writes what waits, the revision with it.
+            assert ObjectDelta.objects.count() == 1
+            raise ZeroDivisionError
+        Account.objects.create(name="second")
+    (revision,) = Revision.objects.all()
+    (first,) = object_deltas(account)
+    assert first.revision_id == revision.pk
+    assert changes(first) == {"name": ("savings", "renamed")}
+    assert ObjectDelta.objects.filter(revision=revision).count() == 2
+    assert AttributeDelta.objects.exclude(revision=revision).count() == 0
+
+
+def test_changes_of_two_revisions_in_one_transaction_keep_their_own(account):
+    with (
+        Context(revision=lambda: Revision(description="outer")),
+        transaction.atomic(),
+    ):
+        account.name = "outer"
+        account.save()
+        with Context(revision=lambda: Revision(description="inner")):
+            inner = Account.objects.create(name="inner")
+    outer_revision = Revision.objects.get(description="outer")
+    inner_revision = Revision.objects.get(description="inner")
+    assert object_deltas(account)[0].revision_id == outer_revision.pk
+    assert object_deltas(inner)[0].revision_id == inner_revision.pk
+    for revision in (outer_revision, inner_revision):
+        (delta,) = ObjectDelta.objects.filter(revision=revision)
+        assert set(delta.attribute_deltas.values_list("revision", flat=True)) == {
+            revision.pk
+        }
+
+
+def test_each_save_in_a_context_without_a_revision_gets_its_own(account):
+    with Context(), transaction.atomic():
+        account.name = "one"
+        account.save()
+        account.name = "two"
+        account.save()
+    first, second = object_deltas(account)
+    assert first.revision_id != second.revision_id
+    assert Revision.objects.count() == 2
+    for delta in (first, second):
+        assert set(delta.attribute_deltas.values_list("revision", flat=True)) == {
+            delta.revision_id
+        }

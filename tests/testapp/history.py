@@ -65,6 +65,15 @@ def history_counts() -> tuple[int, int, int]:
     )
 
 
+def revision_inserts(using: str = "default") -> int:
+    """Statements of their own that a unit of work's new revision costs
+    when its history waits for the commit: none on PostgreSQL, where the
+    statement writing the deltas inserts it."""
+    from django.db import connections
+
+    return 0 if connections[using].vendor == "postgresql" else 1
+
+
 def delta_inserts(objects: int, attributes: int, using: str = "default") -> int:
     """Statements revy needs to write ``objects`` object deltas holding
     ``attributes`` attribute deltas (spread evenly): on PostgreSQL one

@@ -159,7 +159,10 @@ def baseline(instance: Model) -> dict[str, Any] | None:
     d = instance.__dict__
     base = d.get(_BASE)
     if type(base) is tuple:
-        base = dict(zip(*base, strict=False))
+        names, values, copies = base
+        base = dict(zip(names, values, strict=False))
+        if copies:
+            base.update(copies)
         d[_BASE] = base
     return base
 
@@ -199,13 +202,15 @@ def forget_baseline(instance: Model, attnames: Iterable[str]) -> None:
 def _loaded_baseline(
     tracker: Tracker, field_names: Sequence[str], values: Sequence[Any]
 ) -> Any:
+    """The baseline of a loaded row, kept as the row itself (made a dict
+    when first read), with copies of its mutable values taken now."""
     if not tracker.mutable:
-        return (field_names, values)
-    base = dict(zip(field_names, values, strict=False))
+        return (field_names, values, None)
+    copies = {}
     for attname in tracker.mutable:
-        if attname in base:
-            base[attname] = _copy_value(base[attname])
-    return base
+        if attname in field_names:  # not when deferred
+            copies[attname] = _copy_value(values[field_names.index(attname)])
+    return (field_names, values, copies)
 
 
 # Patched methods ---------------------------------------------------------

@@ -433,7 +433,11 @@ class ObjectChange:
 
 
 def _stored(tf: TrackedField, value: Any) -> Any:
-    dumped = tf.dump(value)
+    return _masked(tf, tf.dump(value))
+
+
+def _masked(tf: TrackedField, dumped: Any) -> Any:
+    """What history stores of a dumped value: the mask for a masked field."""
     if tf.masked and dumped is not None:
         return revy_settings.mask
     return dumped
@@ -489,19 +493,18 @@ def _update_change(
         new = d[attname]
         if old is new:
             continue
-        old_stored = _stored(tf, old)
         dump = tf.dump
+        previous_dumped = dump(old)
         new_dumped = dump(new)
-        if dump(old) == new_dumped:
+        if previous_dumped == new_dumped:
             continue
         steps = [*chains.get(attname, ()), (marks.get(attname, frame.values), new)]
-        previous = old_stored
-        previous_dumped = dump(old)
+        previous = _masked(tf, previous_dumped)
         for values, value in steps:
-            dumped = tf.dump(value)
+            dumped = new_dumped if value is new else dump(value)
             if dumped == previous_dumped:
                 continue
-            stored = _stored(tf, value)
+            stored = _masked(tf, dumped)
             actor, description = _who(values)
             attributes.append(
                 AttributeChange(tf.name, previous, stored, set_, actor, description)

@@ -204,8 +204,11 @@ class AttributeDelta(AbstractAttributeDelta):
         swappable = "REVY_ATTRIBUTE_DELTA_MODEL"
         db_table = "revy_attribute_delta"
         indexes = [
+            # Ends with the primary key, as SQLite and InnoDB indexes do
+            # implicitly: read backwards, it gives a field's newest value at
+            # or before an object delta without sorting its history.
             models.Index(
-                fields=["content_type", "content_id", "field_name", "parent"],
+                fields=["content_type", "content_id", "field_name", "parent", "id"],
                 name="revy_ad_content_idx",
             ),
             models.Index(fields=["actor_type", "actor_id"], name="revy_ad_actor_idx"),

@@ -4,7 +4,7 @@ Annotated on an ``ObjectDelta`` queryset, ``ObjectSnapshot(Model)`` gives,
 for each object delta, an instance of ``Model`` as it was right after that
 delta (for a Delete delta: as it was when it was deleted). Each field is
 one lookup on the attribute-delta index (content type, content id, field
-name, object delta), read backwards to the newest value at or before the
+name, object delta, id), read backwards to the newest value at or before the
 delta; the lookups run in one correlated subquery over the model's field
 names (on MariaDB, one per field), so the whole rebuild is the one SELECT
 that loads the object deltas, and its cost follows the number of fields,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.signals import setting_changed
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -109,13 +110,36 @@ def _model(label: str) -> type[Model]:
     return model
 
 
+# The history models, by setting name, as every write looks them up: a
+# missing setting costs ``getattr`` an exception each time. Forgotten when
+# a REVY_ setting changes (``override_settings`` says so).
+_history_models: dict[str, type[Model]] = {}
+
+
+def _history_model(setting: str) -> type[Model]:
+    model = _history_models.get(setting)
+    if model is None:
+        model = _model(getattr(revy_settings, setting))
+        if apps.models_ready:
+            _history_models[setting] = model
+    return model
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("REVY_"):
+        _history_models.clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="revy_core.conf")
+
+
 def get_revision_model() -> type[Model]:
-    return _model(revy_settings.revision_model)
+    return _history_model("revision_model")
 
 
 def get_object_delta_model() -> type[Model]:
-    return _model(revy_settings.object_delta_model)
+    return _history_model("object_delta_model")
 
 
 def get_attribute_delta_model() -> type[Model]:
-    return _model(revy_settings.attribute_delta_model)
+    return _history_model("attribute_delta_model")

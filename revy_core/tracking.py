@@ -644,6 +644,18 @@ _ATTRIBUTE_COLUMNS = (
 )
 
 
+_managers: dict[str, Any] = {}
+
+
+def _content_types(using: str) -> Any:
+    """``ContentType.objects`` on ``using``, made once per alias (the copies
+    share the manager's cache)."""
+    manager = _managers.get(using)
+    if manager is None:
+        manager = _managers[using] = ContentType.objects.db_manager(using)
+    return manager
+
+
 def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> None:
     """Write object and attribute deltas for ``changes`` in bulk.
 
@@ -664,7 +676,7 @@ def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> 
     now = objects.created_at.get_db_prep_save(timezone.now(), connection)
     old_json = attributes.json("old_value", connection)
     new_json = attributes.json("new_value", connection)
-    content_types = ContentType.objects.db_manager(using)
+    content_types = _content_types(using)
     actors: dict[int, tuple[int | None, str | None]] = {}
     type_ids: dict[type[Model], int] = {}
 

@@ -97,19 +97,6 @@ class Settings:
 revy_settings = Settings()
 
 
-_models: dict[str, type[Model]] = {}
-
-
-def _model(label: str) -> type[Model]:
-    # Looked up on every write: once the registry is complete, by its label.
-    model = _models.get(label)
-    if model is None:
-        model = apps.get_model(label, require_ready=False)
-        if apps.models_ready:
-            _models[label] = model
-    return model
-
-
 # The history models, by setting name, as every write looks them up: a
 # missing setting costs ``getattr`` an exception each time. Forgotten when
 # a REVY_ setting changes (``override_settings`` says so).
@@ -119,7 +106,9 @@ _history_models: dict[str, type[Model]] = {}
 def _history_model(setting: str) -> type[Model]:
     model = _history_models.get(setting)
     if model is None:
-        model = _model(getattr(revy_settings, setting))
+        label = getattr(revy_settings, setting)
+        model = apps.get_model(label, require_ready=False)
+        # Kept once the registry is complete.
         if apps.models_ready:
             _history_models[setting] = model
     return model

@@ -326,18 +326,13 @@ def defer_revision(revision: Model, using: str) -> bool:
     Returns whether it was deferred (if not, the caller saves it).
     """
     connection = connections[using]
-    if not (
+    return bool(
         connection.vendor == "postgresql"
         and revision.pk is None
+        and getattr(type(revision)._meta.pk, "db_returning", False)
         and _plain_save(type(revision))
         and _holds(connection)
-    ):
-        return False
-    pk = type(revision)._meta.pk
-    if not getattr(pk, "db_returning", False):
-        return False
-    _pending(connection)
-    return True
+    )
 
 
 def materialize(revision: Model, using: str) -> None:
@@ -405,12 +400,21 @@ class _Pending:
     makes false again.
     """
 
-    __slots__ = ("batches", "revisions", "rows", "tables", "undo", "written")
+    __slots__ = (
+        "batches",
+        "revision_table",
+        "revisions",
+        "rows",
+        "tables",
+        "undo",
+        "written",
+    )
 
-    def __init__(self, tables: tuple[str, ...]) -> None:
+    def __init__(self, tables: tuple[str, ...], revision_table: str) -> None:
         self.batches: list[_Batch] = []
         self.rows = 0
         self.tables = tables
+        self.revision_table = revision_table
         self.undo: list[tuple[set[str | None], Model, str, Any]] = []
         # Batches written inside a savepoint they were not made in: if that
         # savepoint rolls back, their rows go with it and must be written
@@ -430,11 +434,19 @@ class _Pending:
     ) -> Any:
         # An execute wrapper: a statement naming a history table sees the
         # history of every change made before it.
-        if self.batches and (
-            not isinstance(sql, str) or any(table in sql for table in self.tables)
-        ):
+        if self.batches and self._may_read_waiting(sql):
             _flush(context["connection"], self)
         return execute(sql, params, many, context)
+
+    def _may_read_waiting(self, sql: Any) -> bool:
+        """Whether ``sql`` names a delta table, or the revision table while a
+        deferred revision waits (revisions are otherwise written at once)."""
+        if not isinstance(sql, str) or any(table in sql for table in self.tables):
+            return True
+        return self.revision_table in sql and any(
+            batch.revision is not None and batch.revision.pk is None
+            for batch in self.batches
+        )
 
     def take(self) -> list[_Batch]:
         batches = self.batches
@@ -487,20 +499,17 @@ def _rows(batches: Sequence[_Batch]) -> int:
     return sum(len(rows) for batch in batches for rows in batch.attribute_rows)
 
 
-def _history_tables() -> tuple[str, ...]:
+def _new_pending() -> _Pending:
     from revy_core.conf import (
         get_attribute_delta_model,
         get_object_delta_model,
         get_revision_model,
     )
 
-    return tuple(
-        model._meta.db_table
-        for model in (
-            get_object_delta_model(),
-            get_attribute_delta_model(),
-            get_revision_model(),
-        )
+    deltas = (get_object_delta_model(), get_attribute_delta_model())
+    return _Pending(
+        tuple(model._meta.db_table for model in deltas),
+        get_revision_model()._meta.db_table,
     )
 
 
@@ -560,7 +569,7 @@ def write(
 def _pending(connection: Any) -> _Pending:
     pending: _Pending | None = connection.__dict__.get(_PENDING)
     if pending is None:
-        pending = _Pending(_history_tables())
+        pending = _new_pending()
         connection.__dict__[_PENDING] = pending
         connection.execute_wrappers.insert(0, pending)
     return pending

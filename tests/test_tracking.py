@@ -340,6 +340,28 @@ def test_without_a_revision_each_change_gets_its_own(account):
     first, second = object_deltas(account)
     assert first.revision_id != second.revision_id
     assert [r.description for r in Revision.objects.order_by("pk")] == ["why", "why"]
+    for delta in (first, second):
+        assert set(delta.attribute_deltas.values_list("revision", flat=True)) == {
+            delta.revision_id
+        }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saves_with_revisions_of_their_own_write_their_deltas_at_commit():
+    _warm_up()
+    account = Account.objects.create(name="a")
+    with Context(), CaptureQueriesContext(connection) as captured, transaction.atomic():
+        for name in ("one", "two", "three"):
+            account.name = name
+            account.save()
+    sql = [q["sql"] for q in captured.captured_queries]
+    update = _statement("UPDATE", "testapp_account")
+    deltas = _statement("INSERT INTO", "revy_object_delta")
+    last_update = max(i for i, q in enumerate(sql) if q.startswith(update))
+    assert all(i > last_update for i, q in enumerate(sql) if deltas in q)
+    history = [q for q in sql if "revy_" in q and "INSERT" in q]
+    assert len(history) == 3 + delta_inserts(3, 3)
+    assert Revision.objects.count() == 3
 
 
 def test_via_revision_groups_changes(account):
@@ -1615,19 +1637,4 @@ def test_changes_of_two_revisions_in_one_transaction_keep_their_own(account):
         (delta,) = ObjectDelta.objects.filter(revision=revision)
         assert set(delta.attribute_deltas.values_list("revision", flat=True)) == {
             revision.pk
-        }
-
-
-def test_each_save_in_a_context_without_a_revision_gets_its_own(account):
-    with Context(), transaction.atomic():
-        account.name = "one"
-        account.save()
-        account.name = "two"
-        account.save()
-    first, second = object_deltas(account)
-    assert first.revision_id != second.revision_id
-    assert Revision.objects.count() == 2
-    for delta in (first, second):
-        assert set(delta.attribute_deltas.values_list("revision", flat=True)) == {
-            delta.revision_id
         }

@@ -56,7 +56,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar, Token
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import stackholm
@@ -92,6 +92,8 @@ VALUE_KEYS = (
     "deletion_description",
 )
 _ENABLED = "enabled"
+#: The block values of a new frame (frames never change their mappings).
+_NO_BLOCK: Mapping[str, Any] = MappingProxyType({})
 _KNOWN_KEYS = frozenset((*VALUE_KEYS, _ENABLED))
 
 
@@ -259,7 +261,7 @@ class LazyActor:
             with self._lock:
                 if not self._done:
                     try:
-                        self._value = _resolved_actor(self._factory())
+                        self._value = _resolved_actor(self._produce())
                     except Exception as error:
                         # Not BaseException: an interrupted or cancelled
                         # resolution is not an answer, the next use retries.
@@ -275,6 +277,10 @@ class LazyActor:
     def fresh(self) -> LazyActor:
         """An unresolved twin, for a new activation of a decorated function."""
         return type(self)(self._factory)
+
+    def _produce(self) -> Any:
+        """Find the actor (once): subclasses may find it without a factory."""
+        return self._factory()
 
 
 def _resolved_actor(value: Any) -> Model | None:
@@ -470,6 +476,8 @@ class Context(stackholm.Context):
 
     _presets: Mapping[str, Any]
     _arguments: Mapping[str, Any]
+    #: Entered as the bottom of a stack of its own (``from_values(isolated=True)``).
+    _isolated: bool = False
 
     # Generated accessors; declared for type checkers.
     via_actor: ClassVar[Callable[[Model | LazyActor | None], Context]]
@@ -502,8 +510,10 @@ class Context(stackholm.Context):
     unset_deletion_description: ClassVar[Callable[[], None]]
     reset_deletion_description: ClassVar[Callable[[], None]]
 
+    # stackholm.Context.__init__ is not called: its per-instance index and
+    # value dicts serve methods this class replaces; the frames hold all state.
+
     def __init__(self, **presets: Any) -> None:
-        super().__init__()
         self._arguments = presets
         if not presets:
             # ``with Context():`` is the common case: nothing to check.
@@ -515,7 +525,9 @@ class Context(stackholm.Context):
         self._presets = {key: _validate(key, value) for key, value in presets.items()}
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> Context:
+    def from_values(
+        cls, values: Mapping[str, Any], *, isolated: bool = False
+    ) -> Context:
         """A context holding ``values`` as they are, without checks.
 
         For code that opens many contexts with values it built itself, in
@@ -523,11 +535,16 @@ class Context(stackholm.Context):
         :class:`LazyActor` or ``None``; a revision as a saved instance or a
         :class:`LazyRevision`; descriptions as strings or ``None``), such as
         the request middleware. Anything else goes through ``Context(...)``.
+
+        ``isolated``: once entered, the context is the bottom of its own
+        stack, as inside ``with Context.isolated():`` (a request boundary);
+        on exit the caller's stack is back as it was.
         """
         context = cls.__new__(cls)
-        stackholm.Context.__init__(context)
         context._arguments = values
         context._presets = values
+        if isolated:
+            context._isolated = True
         return context
 
     def __repr__(self) -> str:
@@ -536,15 +553,17 @@ class Context(stackholm.Context):
 
     # Entering and exiting -------------------------------------------------
 
-    def __enter__(self) -> Context:
-        return self.activate()
-
     def __exit__(
         self,
         exception_type: type[BaseException] | None,
         exception: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        frame = _current.get()
+        if frame is not None and frame.owner is self:
+            # The usual exit: this context is the innermost one.
+            _reset(self, frame)
+            return
         if exception_type is GeneratorExit and self._frame() is None:
             # A generator is being closed where its context no longer exists:
             # an out-of-order exit already unwound it (and raised), or the
@@ -554,7 +573,7 @@ class Context(stackholm.Context):
         self.deactivate()
 
     def activate(self) -> Context:
-        parent = _current.get()
+        parent = None if self._isolated else _current.get()
         values: Mapping[str, Any]
         if parent is None:
             values = self._presets
@@ -562,9 +581,11 @@ class Context(stackholm.Context):
             values = {**parent.values, **self._presets}
         else:
             values = parent.values
-        frame = Frame(parent, self, values, {}, None)
+        frame = Frame(parent, self, values, _NO_BLOCK, None)
         frame.token = _current.set(frame)
         return self
+
+    __enter__ = activate
 
     def deactivate(self) -> None:
         frame = _current.get()
@@ -596,7 +617,7 @@ class Context(stackholm.Context):
         Lazy values start unresolved in every call: a decorated view must not
         reuse the actor or the revision its first call found.
         """
-        return type(self)(
+        context = type(self)(
             **{
                 key: value.fresh()
                 if isinstance(value, (LazyActor, LazyRevision))
@@ -604,6 +625,8 @@ class Context(stackholm.Context):
                 for key, value in self._arguments.items()
             }
         )
+        context._isolated = self._isolated
+        return context
 
     def __call__(self, func: F) -> F:
         recreate = self._recreate_cm

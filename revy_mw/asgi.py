@@ -29,7 +29,6 @@ from typing import Any
 
 from django.http.request import HttpHeaders
 
-from revy_core import Context
 from revy_mw.headers import CommitMessageError
 from revy_mw.middleware import RequestScope, error_body, read_commit_message
 from revy_mw.resolvers import (
@@ -193,8 +192,7 @@ class RevyASGIMiddleware(ResolverChain):
             return
         state = RequestScope(request, self.resolvers, message)
         guard = _Guard(kind, request, state, _outside(send, outer), receive)
-        root = state.context(root=True)
-        with Context.isolated(), root:
+        with state.context(root=True):
             try:
                 await self.app(scope, _outside(receive, outer), guard.send)
             except Exception:

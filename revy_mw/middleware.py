@@ -104,50 +104,59 @@ def _deciders(resolvers: tuple[ActorResolver, ...]) -> tuple[ActorResolver, ...]
     )
 
 
-class RequestActor:
+class RequestActor(LazyActor):
     """The actor of one request: the resolver chain, run at most once.
 
-    It is the factory of the request's :class:`revy_core.LazyActor`, called
-    by the first change recorded, in whatever thread makes it. Resolvers run
-    with tracking disabled: what they write is not history. The outcome,
-    an actor or an error, is kept: a refusal is raised again by every later
+    It is the request's :class:`revy_core.LazyActor`, resolved by the first
+    change recorded, in whatever thread makes it. Resolvers run with
+    tracking disabled: what they write is not history. The outcome, an
+    actor or an error, is kept: a refusal is raised again by every later
     change and turned into a 403 by the middleware.
     """
 
-    __slots__ = ("_lock", "done", "error", "request", "resolvers", "value")
+    __slots__ = ("request", "resolvers")
 
     def __init__(self, request: Any, resolvers: Sequence[ActorResolver]) -> None:
-        self.request = request
-        self.resolvers = resolvers
+        # The chain takes the place of a factory (see _produce).
+        self._factory = None  # type: ignore[assignment]
         self._lock = threading.Lock()
-        self.done = False
-        self.value: Model | None = None
-        self.error: Exception | None = None
+        self._done = False
+        self._value = None
+        self._error = None
+        self._traceback = None
+        self.request = request
+        self.resolvers = tuple(resolvers)
 
     def __repr__(self) -> str:
         return f"<RequestActor {self.resolvers!r}>"
 
-    def __call__(self) -> Model | None:
-        with self._lock:
-            if not self.done:
-                try:
-                    with Context.as_disabled():
-                        self.value = resolve_actor(self.request, self.resolvers)
-                except Exception as error:
-                    self.error = error
-                self.done = True
-        if self.error is not None:
-            raise self.error
-        return self.value
+    def _produce(self) -> Model | None:
+        with Context.as_disabled():
+            return resolve_actor(self.request, self.resolvers)
+
+    def fresh(self) -> RequestActor:
+        return type(self)(self.request, self.resolvers)
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def value(self) -> Model | None:
+        return self._value
+
+    @property
+    def error(self) -> Exception | None:
+        return self._error
 
     def settle(self) -> None:
         """Run the chain now if it has not run (errors are kept, not raised)."""
         with contextlib.suppress(Exception):
-            self()
+            self.resolve()
 
     async def asettle(self) -> None:
         """The async twin of :meth:`settle`, through ``aresolve``."""
-        if self.done:
+        if self._done:
             return
         value: Model | None = None
         error: Exception | None = None
@@ -157,20 +166,24 @@ class RequestActor:
         except Exception as exception:
             error = exception
         with self._lock:
-            if not self.done:
-                self.value, self.error, self.done = value, error, True
+            if not self._done:
+                self._value, self._error, self._done = value, error, True
+                if error is not None:
+                    self._traceback = error.__traceback__
 
     def requires_decision(self, status: int) -> bool:
         """Whether the chain must run although no change needed the actor."""
-        if self.done or status >= 400:
+        if self._done or status >= 400:
+            return False
+        deciders = _deciders(self.resolvers)
+        if not deciders:
             return False
         request = self.request
-        deciders = _deciders(tuple(self.resolvers))
         return any(r.requires_decision(request) for r in deciders)
 
     @property
     def refusal(self) -> ActorRefused | None:
-        error = self.error
+        error = self._error
         return error if isinstance(error, ActorRefused) else None
 
 
@@ -188,7 +201,7 @@ class RequestScope:
     ) -> None:
         self.actor = RequestActor(request, resolvers)
         self.presets: dict[str, Any] = {
-            "actor": LazyActor(self.actor),
+            "actor": self.actor,
             "revision": LazyRevision(_new_revision),
             "revision_description": message,
             "object_delta_description": None,
@@ -201,13 +214,15 @@ class RequestScope:
         """A new context with the request's values.
 
         ``root``: this is the request's own boundary, which should start
-        outside any context.
+        outside any context: the context is entered isolated, on an empty
+        stack of its own (``Context.isolated()``), and a stack found there is
+        reported.
         """
         if root:
             depth = Context.depth()
             if depth:
                 _report_polluted(depth)
-        return Context.from_values(self.presets)
+        return Context.from_values(self.presets, isolated=root)
 
     def reenter(self, iterable: Iterable[Any]) -> Iterator[Any]:
         """Iterate ``iterable``, each step inside a fresh context."""
@@ -247,8 +262,11 @@ class RequestScope:
 def read_commit_message(meta: Any) -> str | None:
     """The commit message of a request's ``META`` (raises CommitMessageError)."""
     config = get_config()
+    value = meta.get(config.commit_message_key)
+    if value is None:
+        return None
     return decode_commit_message(
-        meta.get(config.commit_message_key),
+        value,
         header=config.commit_message_header,
         max_length=config.commit_message_max_length,
         repair=config.repair_commit_message,
@@ -311,8 +329,7 @@ class RevyMiddleware:
         scope = self._begin(request)
         if isinstance(scope, HttpResponseBase):
             return scope
-        root = scope.context(root=True)
-        with Context.isolated(), root:
+        with scope.context(root=True):
             response = self.get_response(request)
         if scope.actor.requires_decision(response.status_code):  # type: ignore[union-attr]
             scope.actor.settle()
@@ -322,8 +339,7 @@ class RevyMiddleware:
         scope = self._begin(request)
         if isinstance(scope, HttpResponseBase):
             return scope
-        root = scope.context(root=True)
-        with Context.isolated(), root:
+        with scope.context(root=True):
             response = await self.get_response(request)  # type: ignore[misc]
         if scope.actor.requires_decision(response.status_code):
             await scope.actor.asettle()

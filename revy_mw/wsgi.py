@@ -22,7 +22,6 @@ from typing import Any
 
 from django.http.request import HttpHeaders
 
-from revy_core import Context
 from revy_mw.headers import CommitMessageError
 from revy_mw.middleware import RequestScope, error_body, read_commit_message
 from revy_mw.resolvers import (
@@ -139,8 +138,7 @@ class RevyWSGIMiddleware(ResolverChain):
             return [deny(environ, start_response, 400, error.code, error.detail)]
         scope = RequestScope(request, self.resolvers, message)
         exchange = _Exchange(environ, start_response, scope)
-        root = scope.context(root=True)
-        with Context.isolated(), root:
+        with scope.context(root=True):
             try:
                 result = self.app(environ, exchange.start_response)
             except Exception:

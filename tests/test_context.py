@@ -1370,6 +1370,52 @@ def test_isolated_hides_the_callers_stack_and_restores_it():
     assert Context.depth() == 0
 
 
+def test_an_isolated_context_starts_its_own_stack_and_restores_the_callers():
+    values = {"revision_description": "request", "enabled": True}
+    with Context(revision_description="outer", actor=None):
+        outer = Context.get_current()
+        with Context.from_values(values, isolated=True) as root:
+            assert Context.depth() == 1
+            assert Context.get_current() is root
+            assert Context.get_revision_description() == "request"
+            with Context(object_delta_description="inner"):
+                assert Context.depth() == 2
+                assert Context.get_revision_description() == "request"
+                assert Context.get_object_delta_description() == "inner"
+            Context.set_revision_description("changed")
+            assert Context.get_revision_description() == "changed"
+        assert Context.get_current() is outer
+        assert Context.depth() == 1
+        assert Context.get_revision_description() == "outer"
+    assert Context.depth() == 0
+
+
+def test_an_isolated_context_left_with_an_inner_one_open_closes_both():
+    with Context(revision_description="outer"):
+        root = Context.from_values({"enabled": True}, isolated=True)
+        root.__enter__()
+        inner = Context(revision_description="inner")
+        inner.__enter__()
+        with pytest.raises(ContextExitError):
+            root.__exit__(None, None, None)
+        assert Context.depth() == 1
+        assert Context.get_revision_description() == "outer"
+    assert Context.depth() == 0
+
+
+def test_a_decorating_isolated_context_isolates_every_call():
+    seen = []
+
+    @Context.from_values({"revision_description": "call"}, isolated=True)
+    def call() -> None:
+        seen.append((Context.depth(), Context.get_revision_description()))
+
+    with Context(revision_description="outer"):
+        call()
+        call()
+    assert seen == [(1, "call"), (1, "call")]
+
+
 def test_from_values_holds_the_values_as_given():
     """The constructor the middleware uses per request: no checks, no copy."""
     revision = LazyRevision(Revision)  # never resolved here

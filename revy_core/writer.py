@@ -664,11 +664,17 @@ def _execute(connection: Any, batches: Sequence[_Batch]) -> None:
                 if fold is not None:
                     (document,) = chunks
                     assert document is not None
-                    _execute_folded(connection, objects, attributes, fold, document)
+                    single = len(object_rows) == 1
+                    _execute_folded(
+                        connection, objects, attributes, fold, document, single
+                    )
                     continue
-                sql = _together_sql(objects, attributes, connection.alias, None)
                 with connection.cursor() as cursor:
-                    for chunk in chunks:
+                    for (start, stop), chunk in zip(spans, chunks, strict=True):
+                        single = stop - start == 1
+                        sql = _together_sql(
+                            objects, attributes, connection.alias, None, single
+                        )
                         cursor.execute(sql, chunk)
                 continue
             if fold is not None:
@@ -730,9 +736,10 @@ def _execute_folded(
     attributes: Insert,
     revision: Model,
     documents: list[str],
+    single: bool,
 ) -> None:
     insert, row = _revision_insert(revision, connection)
-    sql = _together_sql(objects, attributes, connection.alias, insert)
+    sql = _together_sql(objects, attributes, connection.alias, insert, single)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*row, *documents])
         pk = cursor.fetchone()[0]
@@ -876,12 +883,18 @@ def _cell(field: Field[Any, Any], row: str, index: int, connection: Any) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _together_sql(
-    objects: Insert, attributes: Insert, alias: str, revision: Insert | None
+    objects: Insert,
+    attributes: Insert,
+    alias: str,
+    revision: Insert | None,
+    single: bool,
 ) -> str:
     """The statement writing object and attribute deltas; with ``revision``
     (the insert of a deferred revision), it inserts the revision first,
     fills the revision column where rows leave it null, and returns the
-    revision's key."""
+    revision's key. ``single``: there is one object delta (a unit of work
+    changing one object, the most common), the parent of every attribute
+    delta, so no join numbers the object deltas."""
     connection = connections[alias]
     qn = connection.ops.quote_name
     pk = qn(str(objects.pk.column))
@@ -906,19 +919,26 @@ def _together_sql(
         tail = f" SELECT {revision_pk} FROM rev"
     # The parent column comes from the join; element 0 is the number of
     # the row's object delta.
+    if single:
+        parent, numbers, join = f"(SELECT {pk} FROM o)", "", ""
+    else:
+        parent = "n.id"
+        numbers = (
+            f", n AS (SELECT {pk} AS id, row_number() OVER (ORDER BY {pk}) "
+            "AS number FROM o)"
+        )
+        join = "JOIN n ON n.number = CAST(v.r ->> 0 AS bigint) "
     attributes_insert = (
         f"INSERT INTO {attributes.table} ({attributes.columns}) "
-        f"SELECT n.id, {cells(attributes, 'v.r', 1)} "
+        f"SELECT {parent}, {cells(attributes, 'v.r', 1)} "
         "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS v(r, ord) "
-        "JOIN n ON n.number = CAST(v.r ->> 0 AS bigint) ORDER BY v.ord"
+        f"{join}ORDER BY v.ord"
     )
     return (
         f"WITH {head}o AS (INSERT INTO {objects.table} ({objects.columns}) "
         f"SELECT {cells(objects, 'u.r', 0)} "
         "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS u(r, ord) "
-        f"ORDER BY u.ord RETURNING {pk}), "
-        f"n AS (SELECT {pk} AS id, row_number() OVER (ORDER BY {pk}) AS number "
-        "FROM o)"
+        f"ORDER BY u.ord RETURNING {pk}){numbers}"
         + (f", a AS ({attributes_insert}){tail}" if tail else f" {attributes_insert}")
     )
 

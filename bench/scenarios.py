@@ -49,6 +49,10 @@ class Sizes:
     transactions: int  # 20-save transactions per pass
     reads: int  # history reads per pass
     requests: int  # requests per pass
+    # GET passes: the ratio is close to 1, so its passes are longer and more
+    # (a request writing nothing costs about 0.1 ms).
+    get_requests: int
+    get_repeats: int
     bulk: int  # rows for cascade / update / bulk_create
     bulk_repeats: int
     loops: int  # context enter/exit loops
@@ -60,6 +64,8 @@ FULL = Sizes(
     transactions=10,
     reads=100,
     requests=100,
+    get_requests=1_000,
+    get_repeats=15,
     bulk=10_000,
     bulk_repeats=2,
     loops=20_000,
@@ -70,6 +76,8 @@ QUICK = Sizes(
     transactions=3,
     reads=30,
     requests=30,
+    get_requests=100,
+    get_repeats=3,
     bulk=500,
     bulk_repeats=2,
     loops=5_000,
@@ -83,6 +91,8 @@ SMOKE = Sizes(
     transactions=1,
     reads=5,
     requests=5,
+    get_requests=5,
+    get_repeats=2,
     bulk=50,
     bulk_repeats=1,
     loops=100,
@@ -389,19 +399,25 @@ class Bench:
         with override_settings(MIDDLEWARE=settings.BASE_MIDDLEWARE):
             plain_client.handler.load_middleware()
         library_client.handler.load_middleware()
-        n = self.sizes.requests
+        n, gets = self.sizes.requests, self.sizes.get_requests
 
         def prepare_get(side: Side) -> Pass:
             client = library_client if side is self.tracked else plain_client
 
             def run() -> None:
-                for _ in range(n):
+                for _ in range(gets):
                     response = client.get("/noop/")
                     assert response.status_code == 200, response
 
             return run
 
-        self.paired("mw_get", prepare_get, n, unit="request")
+        self.paired(
+            "mw_get",
+            prepare_get,
+            gets,
+            repeats=self.sizes.get_repeats,
+            unit="request",
+        )
 
         def prepare_post(side: Side) -> Pass:
             client = library_client if side is self.tracked else plain_client

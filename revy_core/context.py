@@ -327,10 +327,7 @@ class LazyRevision:
         With ``defer``, a new revision may be left unsaved for the statement
         that writes the history to insert (``revy_core.writer.defer_revision``).
         """
-        from django.db import connections, transaction
-
-        from revy_core import writer
-
+        connections, transaction, writer = _storage_modules()
         connection = connections[using]
         with self._lock:
             entry = self._entries.get(using)
@@ -359,10 +356,7 @@ class LazyRevision:
         entry = self._entries.get(using)
         if entry is None:
             return None
-        from django.db import connections
-
-        from revy_core import writer
-
+        connections, _, writer = _storage_modules()
         revision, marker = entry
         if marker is None or _still_pending(connections[using], marker):
             writer.materialize(revision, using)
@@ -377,6 +371,18 @@ class LazyRevision:
             entry = self._entries.get(using)
             if entry is not None:
                 self._entries[using] = (entry[0], None)
+
+
+@functools.cache
+def _storage_modules() -> tuple[Any, Any, Any]:
+    """``django.db.connections``, ``django.db.transaction`` and
+    ``revy_core.writer``: imported on first use (this module is imported
+    before Django is set up), then looked up without the import machinery."""
+    from django.db import connections, transaction
+
+    from revy_core import writer
+
+    return connections, transaction, writer
 
 
 def _commit_marker(lazy: LazyRevision, using: str) -> Callable[[], None]:

@@ -98,6 +98,8 @@ class Tracker:
         self.by_name = {f.name: f for f in self.fields}
         self.attnames = frozenset(self.by_attname)
         self.mutable = tuple(f.attname for f in self.fields if f.mutable)
+        self.mutable_names = frozenset(self.mutable)
+        self.attname_order = tuple(f.attname for f in self.fields)
         self.pk_attname = model._meta.pk.attname if model._meta.pk else "pk"
         self.plain_init = model.__init__ in (Model.__init__, _construct)
         self.fast_load: bool | None = None
@@ -172,9 +174,11 @@ def _rebaseline(instance: Model, tracker: Tracker, attnames: Iterable[str]) -> N
     base = dict(baseline(instance) or ())
     marks = d.get(_MARKS)
     chains = d.get(_CHAINS)
+    mutable = tracker.mutable_names
     for attname in attnames:
         if attname in d:
-            base[attname] = _copy_value(d[attname])
+            value = d[attname]
+            base[attname] = _copy_value(value) if attname in mutable else value
         if marks:
             marks.pop(attname, None)
         if chains:
@@ -352,7 +356,7 @@ def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
         frame = current_frame()
         if frame is None or not frame.tracking:
             original(self, raw, force_insert, force_update, using, update_fields)
-            _rebaseline(self, tracker, [f.attname for f in fields])
+            _rebaseline(self, tracker, _attnames(tracker, fields))
             return
         using = using or router.db_for_write(type(self), instance=self)
         connection = connections[using]
@@ -370,17 +374,23 @@ def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
                 fields = tracker.fields
                 change = create_change(self, tracker, frame)
             if change is not None:
-                write_history(using, [change], frame)
+                write_history(using, [change], frame, connection)
         if held:
             # Should the caller's transaction roll back, the database holds
             # the old values again: so must the baseline.
             writer.restore_on_rollback(
                 connection, self, _BASE, d.get(_BASE, writer.MISSING)
             )
-        _rebaseline(self, tracker, [f.attname for f in fields])
+        _rebaseline(self, tracker, _attnames(tracker, fields))
 
     save_base._revy = True  # type: ignore[attr-defined]
     return save_base
+
+
+def _attnames(tracker: Tracker, fields: Sequence[TrackedField]) -> Sequence[str]:
+    if fields is tracker.fields:
+        return tracker.attname_order
+    return [f.attname for f in fields]
 
 
 def _prior_values(
@@ -656,17 +666,24 @@ def _content_types(using: str) -> Any:
     return manager
 
 
-def write_history(using: str, changes: Sequence[ObjectChange], frame: Frame) -> None:
+def write_history(
+    using: str,
+    changes: Sequence[ObjectChange],
+    frame: Frame,
+    connection: Any = None,
+) -> None:
     """Write object and attribute deltas for ``changes`` in bulk.
 
     One revision (unless the context already has one), one insert of object
     deltas (one per change where the backend cannot return bulk primary
     keys) and one bulk insert of attribute deltas, written from prepared
     parameter rows (``revy_core.writer``), not model instances.
+    ``connection`` is ``connections[using]``, where the caller has it.
     """
     if not changes:
         return
-    connection = connections[using]
+    if connection is None:
+        connection = connections[using]
     revision = _resolve_revision(using, frame)
     revision_pk = revision.pk
     objects = writer.insert_for(get_object_delta_model(), connection, _OBJECT_COLUMNS)

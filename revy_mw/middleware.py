@@ -130,6 +130,10 @@ class RequestActor(LazyActor):
     def __repr__(self) -> str:
         return f"<RequestActor {self.resolvers!r}>"
 
+    def __call__(self) -> Model | None:
+        """The actor (running the chain the first time)."""
+        return self.resolve()
+
     def _produce(self) -> Model | None:
         with Context.as_disabled():
             return resolve_actor(self.request, self.resolvers)

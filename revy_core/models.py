@@ -149,10 +149,14 @@ class AbstractAttributeDelta(AbstractDelta):
         (ACTION_UNSET, "unset"),
     ]
 
+    # Always its parent's revision, which the database checks through the
+    # parent: a constraint here would check the same row again at commit,
+    # once per attribute delta.
     revision = models.ForeignKey(
         revy_settings.revision_model,
         on_delete=models.CASCADE,
         related_name="attribute_deltas",
+        db_constraint=False,
     )
     parent = models.ForeignKey(
         revy_settings.object_delta_model,

@@ -612,3 +612,34 @@ def test_a_content_type_history_refers_to_cannot_be_deleted(admin):
         content_type.delete()
     assert ContentType.objects.filter(pk=content_type.pk).exists()
     assert object_deltas(account)
+
+
+def _foreign_keys(model: type[models.Model]) -> dict[str, str]:
+    """The database's foreign key constraints of ``model``: column -> table."""
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    return {
+        column: constraint["foreign_key"][0]
+        for constraint in constraints.values()
+        if constraint["foreign_key"]
+        for column in constraint["columns"]
+    }
+
+
+def test_an_attribute_delta_reaches_its_revision_through_its_constrained_parent(
+    admin,
+):
+    # The attribute delta's revision is its parent's: the database checks the
+    # parent, and the parent's revision, at commit; not the copy.
+    assert _foreign_keys(ObjectDelta) == {"revision_id": Revision._meta.db_table}
+    assert _foreign_keys(AttributeDelta) == {"parent_id": ObjectDelta._meta.db_table}
+    with Context.via_actor(admin):
+        account = Account.objects.create(name="acme", balance=decimal.Decimal("1"))
+    delta = object_deltas(account)[0]
+    assert {a.revision_id for a in delta.attribute_deltas.all()} == {delta.revision_id}
+    # Deleting the revision through Django takes every delta with it.
+    delta.revision.delete()
+    assert not ObjectDelta.objects.filter(pk=delta.pk).exists()
+    assert not AttributeDelta.objects.filter(parent_id=delta.pk).exists()
+    assert not AttributeDelta.objects.filter(revision_id=delta.revision_id).exists()

@@ -66,6 +66,8 @@ __all__ = [
 ]
 
 _BASE = "_revy_base"
+_BASE_NAMES = "_revy_base_names"
+_BASE_FROZEN = "_revy_base_frozen"
 _MARKS = "_revy_marks"
 _CHAINS = "_revy_chain"
 _SAVING = "_revy_saving"
@@ -103,6 +105,11 @@ class Tracker:
         self.pk_attname = model._meta.pk.attname if model._meta.pk else "pk"
         self.plain_init = model.__init__ in (Model.__init__, _construct)
         self.fast_load: bool | None = None
+        #: The field names of the last loaded query, and where each mutable
+        #: field is in them.
+        self.mutable_positions: tuple[Sequence[str], list[tuple[str, int]]] | None = (
+            None
+        )
 
     def __repr__(self) -> str:
         return f"<Tracker {self.model._meta.label}>"
@@ -159,14 +166,17 @@ def _walk(value: Any) -> Any:
 def baseline(instance: Model) -> dict[str, Any] | None:
     """The values of ``instance`` as the database last had them, by attname."""
     d = instance.__dict__
-    base = d.get(_BASE)
-    if type(base) is tuple:
-        names, values, copies = base
-        base = dict(zip(names, values, strict=False))
-        if copies:
-            base.update(copies)
+    if _BASE_NAMES in d:
+        # A loaded row, kept as it came (see ``from_db``): made a dict now.
+        names = d.pop(_BASE_NAMES)
+        frozen = d.pop(_BASE_FROZEN, None)
+        base = dict(zip(names, d[_BASE], strict=False))
+        if frozen:
+            for attname, kept in frozen.items():
+                base[attname] = _unmarshal(kept) if type(kept) is bytes else kept[0]
         d[_BASE] = base
-    return base
+        return base
+    return d.get(_BASE)
 
 
 def _rebaseline(instance: Model, tracker: Tracker, attnames: Iterable[str]) -> None:
@@ -203,18 +213,38 @@ def forget_baseline(instance: Model, attnames: Iterable[str]) -> None:
     d[_BASE] = base
 
 
-def _loaded_baseline(
+def _freeze(
     tracker: Tracker, field_names: Sequence[str], values: Sequence[Any]
-) -> Any:
-    """The baseline of a loaded row, kept as the row itself (made a dict
-    when first read), with copies of its mutable values taken now."""
-    if not tracker.mutable:
-        return (field_names, values, None)
-    copies = {}
-    for attname in tracker.mutable:
-        if attname in field_names:  # not when deferred
-            copies[attname] = _copy_value(values[field_names.index(attname)])
-    return (field_names, values, copies)
+) -> dict[str, Any] | None:
+    """What a loaded row's mutable values were, taken before anyone can
+    change them in place: ``marshal`` bytes of JSON types (one call in C;
+    bytes are no work for the garbage collector), a ``(copy,)`` of anything
+    else that is a dict or a list, nothing for immutable values."""
+    positions = tracker.mutable_positions
+    if positions is None or positions[0] is not field_names:
+        # Django passes one list of names for every row of a query.
+        positions = tracker.mutable_positions = (
+            field_names,
+            [(a, field_names.index(a)) for a in tracker.mutable if a in field_names],
+        )
+    frozen = None
+    for attname, index in positions[1]:
+        value = values[index]
+        kind = type(value)
+        if kind is dict or kind is list:
+            try:
+                kept: Any = _marshal(value)
+            except ValueError:  # not only JSON types inside
+                kept = (_walk(value),)
+        elif isinstance(value, (dict, list)):
+            kept = (copy.deepcopy(value),)
+        else:
+            continue
+        if frozen is None:
+            frozen = {attname: kept}
+        else:
+            frozen[attname] = kept
+    return frozen
 
 
 # Patched methods ---------------------------------------------------------
@@ -244,7 +274,14 @@ def _wrap_from_db(original: Callable[..., Model]) -> Callable[..., Model]:
             d = new.__dict__
             d.pop(_MARKS, None)
             d.pop(_CHAINS, None)
-        d[_BASE] = _loaded_baseline(tracker, field_names, values)
+        # The row itself is the baseline until something reads it
+        # (``baseline``): no dict per row, and no copies but of mutable values.
+        d[_BASE] = values
+        d[_BASE_NAMES] = field_names
+        if tracker.mutable:
+            frozen = _freeze(tracker, field_names, values)
+            if frozen is not None:
+                d[_BASE_FROZEN] = frozen
         return new
 
     from_db._revy = True  # type: ignore[attr-defined]
@@ -378,8 +415,9 @@ def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
         if held:
             # Should the caller's transaction roll back, the database holds
             # the old values again: so must the baseline.
+            old = baseline(self)
             writer.restore_on_rollback(
-                connection, self, _BASE, d.get(_BASE, writer.MISSING)
+                connection, self, _BASE, writer.MISSING if old is None else old
             )
         _rebaseline(self, tracker, _attnames(tracker, fields))
 

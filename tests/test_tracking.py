@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import decimal
 import json
 import uuid
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -1578,6 +1580,81 @@ def test_baseline_copy_keeps_dict_subclasses():
     copied = _copy_value({"inner": Tagged(x=[1])})
     assert type(copied["inner"]) is Tagged
     assert copied["inner"]["x"] == [1]
+
+
+class _Tagged(dict[str, list[int]]):
+    pass
+
+
+@pytest.mark.parametrize(
+    "loaded",
+    [
+        {"tags": ["a"], "inner": {"n": 1}},
+        {"amount": decimal.Decimal("1.5"), "tags": ["a"]},
+        {"inner": _Tagged(x=[1]), "tags": ["a"]},
+        _Tagged(tags=[1]),
+        ["a", ["b"]],
+        "text",
+        None,
+    ],
+    ids=[
+        "json",
+        "non-json-inside",
+        "subclass-inside",
+        "subclass",
+        "list",
+        "str",
+        "null",
+    ],
+)
+@pytest.mark.parametrize("pickled", [False, True], ids=["kept", "pickled"])
+def test_a_loaded_row_keeps_what_it_was_loaded_with(loaded, pickled):
+    import pickle
+
+    from revy_core.tracking import baseline
+
+    expected = copy.deepcopy(loaded)
+    names = [f.attname for f in Everything._meta.concrete_fields]
+    values: list[Any] = [None] * len(names)
+    values[names.index("id")] = uuid.uuid4()
+    values[names.index("data")] = loaded
+    thing = Everything.from_db("default", names, values)
+    assert thing.data is loaded
+    if isinstance(loaded, dict):
+        loaded["tags"].append("changed in place")
+    elif isinstance(loaded, list):
+        loaded[1].append("changed in place")
+    if pickled:
+        thing = pickle.loads(pickle.dumps(thing))
+    base = baseline(thing)
+    assert base is not None
+    assert base["data"] == expected
+    assert type(base["data"]) is type(expected)
+    if isinstance(loaded, (dict, list)):
+        assert base["data"] is not thing.data
+    assert base["id"] == thing.id
+    assert baseline(thing) is base
+
+
+def test_a_loaded_row_saved_in_a_rolled_back_transaction_keeps_its_old_values(
+    account,
+):
+    class Undo(Exception):
+        pass
+
+    def save_then_fail(loaded: Account) -> None:
+        with transaction.atomic():
+            loaded.name = "undone"
+            loaded.save()
+            raise Undo
+
+    loaded = Account.objects.get(pk=account.pk)
+    with Context():
+        with pytest.raises(Undo):
+            save_then_fail(loaded)
+        loaded.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "undone")}
 
 
 # The revision of a unit of work -------------------------------------------

@@ -397,21 +397,24 @@ def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
             return
         using = using or router.db_for_write(type(self), instance=self)
         connection = connections[using]
-        with transaction.atomic(using=using, savepoint=False):
-            held = writer.holds(connection)
-            prior = _prior_values(self, tracker, fields, using, raw, force_insert)
-            d[_SAVING] = True
+        args = (raw, force_insert, force_update, using, update_fields)
+        if connection.in_atomic_block:
+            # What ``atomic(savepoint=False)`` does inside a transaction, and
+            # Django's own ``save_base`` there, without its bookkeeping: a
+            # failure marks the transaction, which can then only roll back.
+            writer.join(connection)
             try:
-                original(self, raw, force_insert, force_update, using, update_fields)
+                held = writer.holds(connection)
+                fields = _save(self, tracker, fields, frame, connection, original, args)
+            except BaseException:
+                connection.needs_rollback = True
+                raise
             finally:
-                d.pop(_SAVING, None)
-            if d.pop(_UPDATED, True):
-                change = _update_change(self, tracker, fields, prior, frame)
-            else:
-                fields = tracker.fields
-                change = create_change(self, tracker, frame)
-            if change is not None:
-                write_history(using, [change], frame, connection)
+                writer.leave(connection)
+        else:
+            with transaction.atomic(using=using, savepoint=False):
+                held = writer.holds(connection)
+                fields = _save(self, tracker, fields, frame, connection, original, args)
         if held:
             # Should the caller's transaction roll back, the database holds
             # the old values again: so must the baseline.
@@ -423,6 +426,35 @@ def _wrap_save_base(original: Callable[..., None]) -> Callable[..., None]:
 
     save_base._revy = True  # type: ignore[attr-defined]
     return save_base
+
+
+def _save(
+    instance: Model,
+    tracker: Tracker,
+    fields: Sequence[TrackedField],
+    frame: Frame,
+    connection: Any,
+    original: Callable[..., None],
+    args: tuple[Any, ...],
+) -> Sequence[TrackedField]:
+    """Save ``instance`` and write its change, in the caller's transaction;
+    return the fields whose baseline moves."""
+    raw, force_insert, _, using, _ = args
+    d = instance.__dict__
+    prior = _prior_values(instance, tracker, fields, using, raw, force_insert)
+    d[_SAVING] = True
+    try:
+        original(instance, *args)
+    finally:
+        d.pop(_SAVING, None)
+    if d.pop(_UPDATED, True):
+        change = _update_change(instance, tracker, fields, prior, frame)
+    else:
+        fields = tracker.fields
+        change = create_change(instance, tracker, frame)
+    if change is not None:
+        write_history(using, [change], frame, connection)
+    return fields
 
 
 def _attnames(tracker: Tracker, fields: Sequence[TrackedField]) -> Sequence[str]:

@@ -358,6 +358,7 @@ def materialize(revision: Model, using: str) -> None:
 # every change made so far.
 
 _PENDING = "_revy_pending"
+_JOINED = "_revy_joined"
 # A long transaction writes what it holds whenever this many attribute rows
 # wait, so memory stays bounded.
 FLUSH_EVERY = 5000
@@ -524,9 +525,25 @@ def _holds(connection: Any) -> bool:
     """
     return (
         connection.in_atomic_block
-        and (len(connection.atomic_blocks) > 1 or not connection.commit_on_exit)
+        and (
+            len(connection.atomic_blocks) > 1
+            or not connection.commit_on_exit
+            or connection.__dict__.get(_JOINED)
+        )
         and getattr(type(connection).commit, "_revy", False)
     )
+
+
+def join(connection: Any) -> None:
+    """Note that what follows writes inside the current atomic block without
+    opening one of its own (``leave`` undoes it): that block is the
+    caller's, so the transaction outlives the write and history waits."""
+    d = connection.__dict__
+    d[_JOINED] = d.get(_JOINED, 0) + 1
+
+
+def leave(connection: Any) -> None:
+    connection.__dict__[_JOINED] -= 1
 
 
 def write(

@@ -320,15 +320,22 @@ class LazyRevision:
         return f"<LazyRevision {self._factory!r}>"
 
     def resolve(
-        self, using: str, description: str | None = None, *, defer: bool = False
+        self,
+        using: str,
+        description: str | None = None,
+        *,
+        defer: bool = False,
+        connection: Any = None,
     ) -> Model:
         """The revision on ``using``, created (and saved) on first use.
 
         With ``defer``, a new revision may be left unsaved for the statement
         that writes the history to insert (``revy_core.writer.defer_revision``).
+        ``connection`` is ``connections[using]``, where the caller has it.
         """
         connections, transaction, writer = _storage_modules()
-        connection = connections[using]
+        if connection is None:
+            connection = connections[using]
         with self._lock:
             entry = self._entries.get(using)
             if entry is not None:

@@ -641,13 +641,13 @@ def stored_value(tracker: Tracker, attname: str, value: Any) -> Any:
 # Writing history -----------------------------------------------------------
 
 
-def _resolve_revision(using: str, frame: Frame) -> Model:
+def _resolve_revision(using: str, frame: Frame, connection: Any) -> Model:
     """The revision of the changes being written: saved, or deferred (no key
     yet) where the statement writing the deltas will insert it."""
     value = frame.values.get("revision")
     description = frame.values.get("revision_description") or ""
     if isinstance(value, LazyRevision):
-        return value.resolve(using, description, defer=True)
+        return value.resolve(using, description, defer=True, connection=connection)
     if value is None:
         revision = get_revision_model()(description=description)
         if not writer.defer_revision(revision, using):
@@ -754,7 +754,7 @@ def write_history(
         return
     if connection is None:
         connection = connections[using]
-    revision = _resolve_revision(using, frame)
+    revision = _resolve_revision(using, frame, connection)
     revision_pk = revision.pk
     objects = writer.insert_for(get_object_delta_model(), connection, _OBJECT_COLUMNS)
     attributes = writer.insert_for(

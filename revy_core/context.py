@@ -440,31 +440,56 @@ def _accessors(key: str) -> dict[str, Any]:
     }
 
 
-def _validate(key: str, value: Any) -> Any:
-    if key == "actor":
-        from django.db.models import Model
+@functools.cache
+def _model_base() -> type[Model]:
+    """``django.db.models.Model``, imported on first use (this module is
+    imported before Django is set up)."""
+    from django.db.models import Model
 
-        if value is not None and not isinstance(value, (Model, LazyActor)):
-            raise TypeError(
-                "An actor is a model instance, a LazyActor or None (the system), "
-                f"not {value!r}."
-            )
-    elif key == "revision":
-        if value is not None and not isinstance(value, LazyRevision):
-            from django.db.models import Model
+    return Model
 
-            if not isinstance(value, Model):
-                if not callable(value):
-                    raise TypeError(
-                        "A revision is a Revision instance or a callable "
-                        f"returning one, not {value!r}."
-                    )
-                value = LazyRevision(value)
-    elif (
-        key.endswith("description") and value is not None and not isinstance(value, str)
-    ):
-        raise TypeError(f"A description is a string or None, not {value!r}.")
+
+def _check_actor(value: Any) -> Any:
+    if value is None or isinstance(value, (LazyActor, _model_base())):
+        return value
+    raise TypeError(
+        "An actor is a model instance, a LazyActor or None (the system), "
+        f"not {value!r}."
+    )
+
+
+def _check_revision(value: Any) -> Any:
+    if value is None or isinstance(value, (LazyRevision, _model_base())):
+        return value
+    if not callable(value):
+        raise TypeError(
+            "A revision is a Revision instance or a callable returning one, "
+            f"not {value!r}."
+        )
+    return LazyRevision(value)
+
+
+def _check_description(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"A description is a string or None, not {value!r}.")
+
+
+def _unchecked(value: Any) -> Any:
     return value
+
+
+#: How each value a context carries is checked (and stored).
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    key: _check_description if key.endswith("description") else _unchecked
+    for key in _KNOWN_KEYS
+}
+_CHECKS["actor"] = _check_actor
+_CHECKS["revision"] = _check_revision
+
+
+def _validate(key: str, value: Any) -> Any:
+    return _CHECKS.get(key, _unchecked)(value)
 
 
 class Context(stackholm.Context):
@@ -532,10 +557,14 @@ class Context(stackholm.Context):
             # ``with Context():`` is the common case: nothing to check.
             self._presets = presets
             return
-        unknown = presets.keys() - _KNOWN_KEYS
-        if unknown:
+        if not _KNOWN_KEYS.issuperset(presets):
+            unknown = presets.keys() - _KNOWN_KEYS
             raise TypeError(f"Unknown context values: {', '.join(sorted(unknown))}.")
-        self._presets = {key: _validate(key, value) for key, value in presets.items()}
+        checks = _CHECKS
+        values = {}
+        for key, value in presets.items():
+            values[key] = checks[key](value)
+        self._presets = values
 
     @classmethod
     def from_values(

@@ -73,20 +73,30 @@ test-postgres: $(STAMP) ## Run revy's test suite on PostgreSQL
 	REVY_TEST_DATABASE=postgres REVY_TEST_DB_NAME=$(REVY_TEST_DB_NAME) \
 		$(PY) -m pytest $(SERVER_DB_ARGS) $(PYTEST_ARGS)
 
+# The same with psycopg 3 binding parameters on the server and preparing
+# statements (OPTIONS server_side_binding and prepare_threshold), as a
+# deployment may choose for speed.
+.PHONY: test-postgres-prepared
+test-postgres-prepared: $(STAMP) ## Run revy's test suite on PostgreSQL with server-side binding and prepared statements
+	REVY_TEST_DATABASE=postgres REVY_TEST_SERVER_SIDE_BINDING=1 \
+		REVY_TEST_DB_NAME=$(REVY_TEST_DB_NAME)_prepared \
+		$(PY) -m pytest $(SERVER_DB_ARGS) $(PYTEST_ARGS)
+
 .PHONY: test-mariadb
 test-mariadb: $(STAMP) ## Run revy's test suite on MariaDB
 	REVY_TEST_DATABASE=mariadb REVY_TEST_DB_NAME=$(REVY_TEST_DB_NAME) \
 		$(PY) -m pytest $(SERVER_DB_ARGS) $(PYTEST_ARGS)
 
 # test-all: the two dependency sets of test-matrix, each on SQLite (revy and
-# the sample site), PostgreSQL and MariaDB (revy). The virtualenvs are built
+# the sample site), PostgreSQL (as configured by default, and with prepared
+# statements) and MariaDB (revy). The virtualenvs are built
 # first, one at a time; then the six runs share TEST_JOBS jobs (all six run,
 # whatever fails), each run's output printed whole when it ends. Their test databases are REVY_TEST_DB_NAME
 # followed by the set: test_revy_django4_2 and test_revy_django5_2.
 SET_django4.2 := DJANGO=4.2 ASGIREF=3.6.0
 SET_django5.2 := DJANGO=5.2
 TEST_SETS := django4.2 django5.2
-TEST_RUNS := $(foreach set,$(TEST_SETS),$(foreach db,test test-postgres test-mariadb,run/$(db)/$(set)))
+TEST_RUNS := $(foreach set,$(TEST_SETS),$(foreach db,test test-postgres test-postgres-prepared test-mariadb,run/$(db)/$(set)))
 TEST_JOBS ?= 3
 
 .PHONY: test-all

@@ -4,6 +4,8 @@ REVY_TEST_DATABASE picks the database: ``sqlite`` (the default, in memory),
 ``postgres`` (127.0.0.1:5432, user postgres) or ``mariadb`` (127.0.0.1:3306,
 user root). REVY_TEST_DB_NAME names the test database the run creates and
 drops on a server (default ``test_revy``): give parallel runs different names.
+REVY_TEST_SERVER_SIDE_BINDING (PostgreSQL): psycopg binds parameters on the
+server and prepares statements.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ _DATABASES: dict[str, dict[str, Any]] = {
     },
 }
 DATABASE = os.environ.get("REVY_TEST_DATABASE", "sqlite")
+if DATABASE == "postgres" and os.environ.get("REVY_TEST_SERVER_SIDE_BINDING"):
+    # psycopg 3 binds parameters on the server and prepares a statement the
+    # second time it runs (what a deployment may choose for speed).
+    _DATABASES["postgres"]["OPTIONS"] = {
+        "server_side_binding": True,
+        "prepare_threshold": 1,
+    }
 if DATABASE == "mariadb":
     import pymysql
 

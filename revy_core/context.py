@@ -230,6 +230,22 @@ class Isolation:
             _current.reset(token)
 
 
+#: Guards the creation of the lock of a lazy value (``_lock_of``).
+_LOCK_GUARD = threading.Lock()
+
+
+def _lock_of(lazy: Any) -> threading.Lock:
+    """The lock of a lazy actor or revision, made when first needed: most
+    requests build a lazy actor and revision that nothing ever resolves."""
+    lock: threading.Lock | None = lazy._lock
+    if lock is None:
+        with _LOCK_GUARD:
+            lock = lazy._lock
+            if lock is None:
+                lock = lazy._lock = threading.Lock()
+    return lock
+
+
 class LazyActor:
     """An actor found on first use, then reused: ``Context.via_actor(LazyActor(f))``.
 
@@ -243,7 +259,7 @@ class LazyActor:
 
     def __init__(self, factory: Callable[[], Model | None]) -> None:
         self._factory = factory
-        self._lock = threading.Lock()
+        self._lock: threading.Lock | None = None
         self._done = False
         self._value: Model | None = None
         self._error: Exception | None = None
@@ -258,7 +274,7 @@ class LazyActor:
 
     def resolve(self) -> Model | None:
         if not self._done:
-            with self._lock:
+            with self._guard():
                 if not self._done:
                     try:
                         self._value = _resolved_actor(self._produce())
@@ -273,6 +289,10 @@ class LazyActor:
             # grow a traceback entry per use.
             raise self._error.with_traceback(self._traceback)
         return self._value
+
+    def _guard(self) -> threading.Lock:
+        """The lock that lets one thread settle the outcome."""
+        return _lock_of(self)
 
     def fresh(self) -> LazyActor:
         """An unresolved twin, for a new activation of a decorated function."""
@@ -313,7 +333,7 @@ class LazyRevision:
 
     def __init__(self, factory: Callable[[], Model]) -> None:
         self._factory = factory
-        self._lock = threading.Lock()
+        self._lock: threading.Lock | None = None
         self._entries: dict[str, tuple[Model, Callable[[], None] | None]] = {}
 
     def __repr__(self) -> str:
@@ -336,7 +356,7 @@ class LazyRevision:
         connections, transaction, writer = _storage_modules()
         if connection is None:
             connection = connections[using]
-        with self._lock:
+        with _lock_of(self):
             entry = self._entries.get(using)
             if entry is not None:
                 revision, marker = entry
@@ -374,7 +394,7 @@ class LazyRevision:
         return type(self)(self._factory)
 
     def _committed(self, using: str) -> None:
-        with self._lock:
+        with _lock_of(self):
             entry = self._entries.get(using)
             if entry is not None:
                 self._entries[using] = (entry[0], None)

@@ -27,7 +27,6 @@ import contextlib
 import functools
 import json
 import logging
-import threading
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -119,7 +118,7 @@ class RequestActor(LazyActor):
     def __init__(self, request: Any, resolvers: Sequence[ActorResolver]) -> None:
         # The chain takes the place of a factory (see _produce).
         self._factory = None  # type: ignore[assignment]
-        self._lock = threading.Lock()
+        self._lock = None
         self._done = False
         self._value = None
         self._error = None
@@ -169,7 +168,7 @@ class RequestActor(LazyActor):
                 value = await aresolve_actor(self.request, self.resolvers)
         except Exception as exception:
             error = exception
-        with self._lock:
+        with self._guard():
             if not self._done:
                 self._value, self._error, self._done = value, error, True
                 if error is not None:
@@ -335,8 +334,11 @@ class RevyMiddleware:
             return scope
         with scope.context(root=True):
             response = self.get_response(request)
-        if scope.actor.requires_decision(response.status_code):  # type: ignore[union-attr]
-            scope.actor.settle()
+        actor = scope.actor
+        if actor.requires_decision(response.status_code):  # type: ignore[union-attr]
+            actor.settle()
+        if actor._error is None and not isinstance(response, StreamingHttpResponse):
+            return response  # the usual answer: nothing to change
         return self._finish(request, response, scope)  # type: ignore[arg-type]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:

@@ -166,17 +166,28 @@ def _walk(value: Any) -> Any:
 def baseline(instance: Model) -> dict[str, Any] | None:
     """The values of ``instance`` as the database last had them, by attname."""
     d = instance.__dict__
-    if _BASE_NAMES in d:
-        # A loaded row, kept as it came (see ``from_db``): made a dict now.
-        names = d.pop(_BASE_NAMES)
-        frozen = d.pop(_BASE_FROZEN, None)
-        base = dict(zip(names, d[_BASE], strict=False))
-        if frozen:
-            for attname, kept in frozen.items():
-                base[attname] = _unmarshal(kept) if type(kept) is bytes else kept[0]
-        d[_BASE] = base
+    base = d.get(_BASE)
+    if base is None or type(base) is dict:
         return base
-    return d.get(_BASE)
+    # A loaded row, kept as it came (see ``from_db``): made a dict now. Nothing
+    # is removed, so two threads reading it at once build the same dict.
+    names = d.get(_BASE_NAMES)
+    frozen = d.get(_BASE_FROZEN)
+    if names is None:
+        # (names, values, copies): the form in which earlier versions kept
+        # a loaded row, still found in instances they pickled.
+        names, base, copies = base
+        frozen = None
+    else:
+        copies = None
+    built = dict(zip(names, base, strict=False))
+    if frozen:
+        for attname, kept in frozen.items():
+            built[attname] = _unmarshal(kept) if type(kept) is bytes else kept[0]
+    if copies:
+        built.update(copies)
+    d[_BASE] = built
+    return built
 
 
 def _rebaseline(instance: Model, tracker: Tracker, attnames: Iterable[str]) -> None:

@@ -1636,6 +1636,62 @@ def test_a_loaded_row_keeps_what_it_was_loaded_with(loaded, pickled):
     assert baseline(thing) is base
 
 
+def test_a_loaded_row_read_by_two_threads_at_once_gives_both_its_baseline():
+    import sys
+    import threading
+
+    from revy_core.tracking import baseline
+
+    names = [f.attname for f in Everything._meta.concrete_fields]
+    things = []
+    for _ in range(5000):
+        values: list[Any] = [None] * len(names)
+        values[names.index("id")] = uuid.uuid4()
+        values[names.index("data")] = {"k": [1, 2]}
+        things.append(Everything.from_db("default", names, values))
+    bad: list[str] = []
+    start = threading.Barrier(2)
+
+    def read() -> None:
+        start.wait()
+        for thing in things:
+            try:
+                base = baseline(thing)
+            except Exception as error:
+                bad.append(repr(error))
+                continue
+            if not isinstance(base, dict) or base["data"] != {"k": [1, 2]}:
+                bad.append(repr(base))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=read) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not bad, f"{len(bad)} bad reads, e.g. {bad[:3]}"
+
+
+def test_an_instance_pickled_with_the_earlier_form_of_a_loaded_row_saves(account):
+    import pickle
+
+    loaded = Account.objects.get(pk=account.pk)
+    d = loaded.__dict__
+    names, values = d.pop("_revy_base_names"), d.pop("_revy_base")
+    d.pop("_revy_base_frozen", None)
+    d["_revy_base"] = (names, values, {})
+    loaded = pickle.loads(pickle.dumps(loaded))
+    loaded.name = "renamed"
+    with Context():
+        loaded.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "renamed")}
+
+
 def test_a_loaded_row_saved_in_a_rolled_back_transaction_keeps_its_old_values(
     account,
 ):

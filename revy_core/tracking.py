@@ -262,6 +262,9 @@ def _freeze(
 
 
 def _wrap_from_db(original: Callable[..., Model]) -> Callable[..., Model]:
+    # A model's own from_db (Django's documented hook) always runs.
+    djangos = original is Model.from_db.__func__  # type: ignore[attr-defined]
+
     def from_db(
         cls: type[Model], db: str, field_names: Sequence[str], values: Sequence[Any]
     ) -> Model:
@@ -269,8 +272,10 @@ def _wrap_from_db(original: Callable[..., Model]) -> Callable[..., Model]:
         if tracker is None:
             return original(cls, db, field_names, values)
         if tracker.fast_load is None:
-            tracker.fast_load = tracker.plain_init and not (
-                pre_init.has_listeners(cls) or post_init.has_listeners(cls)
+            tracker.fast_load = (
+                djangos
+                and tracker.plain_init
+                and not (pre_init.has_listeners(cls) or post_init.has_listeners(cls))
             )
         if tracker.fast_load:
             new = cls.__new__(cls)

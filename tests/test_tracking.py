@@ -1306,6 +1306,34 @@ def test_mask_is_read_when_history_is_written(user):
     assert changes(delta)["secret"] == (None, "***")
 
 
+def test_a_models_own_from_db_runs_on_every_load(account, monkeypatch):
+    from django.db.models import Model
+
+    from revy_core import tracking
+
+    loads: list[tuple[str, ...]] = []
+
+    def own_from_db(cls, db, field_names, values):
+        instance = Model.from_db.__func__(cls, db, field_names, values)  # type: ignore[attr-defined]
+        loads.append(tuple(field_names))
+        instance._loaded_values = dict(zip(field_names, values, strict=True))
+        return instance
+
+    monkeypatch.setattr(Account, "from_db", classmethod(own_from_db))
+    tracking._patch(Account, "from_db", tracking._wrap_from_db)
+    tracker = tracking.tracker_for(Account)
+    assert tracker is not None
+    monkeypatch.setattr(tracker, "fast_load", None)
+    (loaded,) = Account.objects.all()
+    assert len(loads) == 1
+    assert loaded._loaded_values["name"] == "savings"  # type: ignore[attr-defined]
+    loaded.name = "renamed"
+    with Context():
+        loaded.save()
+    (delta,) = object_deltas(account)
+    assert changes(delta) == {"name": ("savings", "renamed")}
+
+
 @pytest.mark.parametrize("signal_name", ["pre_init", "post_init"])
 def test_init_receivers_connected_after_the_first_load_are_called(account, signal_name):
     from django.db.models import signals

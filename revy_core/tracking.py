@@ -133,23 +133,36 @@ def is_tracked(model: type[Model]) -> bool:
 # Baselines -------------------------------------------------------------
 
 
-def _copy_value(value: Any) -> Any:
-    """A copy of a mutable value, so in-place changes show in the diff.
+def _frozen(value: Any) -> Any:
+    """What a mutable value is now, kept apart from it so in-place changes
+    show in the diff; ``None`` for an immutable value (kept as it is).
 
     JSON values (dicts and lists of strings, numbers, booleans and ``None``)
-    are copied through ``marshal``, in C; values holding anything else are
-    copied by a plain recursive walk, several times faster than
+    are kept as ``marshal`` bytes: one call in C, and bytes are no work for
+    the garbage collector. Values holding anything else are kept as a
+    ``(copy,)`` made by a plain recursive walk, several times faster than
     ``copy.deepcopy``, which is left for other mutable types.
     """
     kind = type(value)
     if kind is dict or kind is list:
         try:
-            return _unmarshal(_marshal(value))
+            return _marshal(value)
         except ValueError:  # not only JSON types inside
-            return _walk(value)
+            return (_walk(value),)
     if isinstance(value, (dict, list)):
-        return copy.deepcopy(value)
-    return value
+        return (copy.deepcopy(value),)
+    return None
+
+
+def _thawed(kept: Any) -> Any:
+    """A fresh copy of a value ``_frozen`` kept."""
+    return _unmarshal(kept) if type(kept) is bytes else kept[0]
+
+
+def _copy_value(value: Any) -> Any:
+    """A copy of a mutable value (``value`` itself when immutable)."""
+    kept = _frozen(value)
+    return value if kept is None else _thawed(kept)
 
 
 def _walk(value: Any) -> Any:
@@ -183,7 +196,7 @@ def baseline(instance: Model) -> dict[str, Any] | None:
     built = dict(zip(names, base, strict=False))
     if frozen:
         for attname, kept in frozen.items():
-            built[attname] = _unmarshal(kept) if type(kept) is bytes else kept[0]
+            built[attname] = _thawed(kept)
     if copies:
         built.update(copies)
     d[_BASE] = built
@@ -227,10 +240,8 @@ def forget_baseline(instance: Model, attnames: Iterable[str]) -> None:
 def _freeze(
     tracker: Tracker, field_names: Sequence[str], values: Sequence[Any]
 ) -> dict[str, Any] | None:
-    """What a loaded row's mutable values were, taken before anyone can
-    change them in place: ``marshal`` bytes of JSON types (one call in C;
-    bytes are no work for the garbage collector), a ``(copy,)`` of anything
-    else that is a dict or a list, nothing for immutable values."""
+    """What a loaded row's mutable values were (``_frozen``), taken before
+    anyone can change them in place; ``None`` when all are immutable."""
     positions = tracker.mutable_positions
     if positions is None or positions[0] is not field_names:
         # Django passes one list of names for every row of a query.
@@ -240,16 +251,8 @@ def _freeze(
         )
     frozen = None
     for attname, index in positions[1]:
-        value = values[index]
-        kind = type(value)
-        if kind is dict or kind is list:
-            try:
-                kept: Any = _marshal(value)
-            except ValueError:  # not only JSON types inside
-                kept = (_walk(value),)
-        elif isinstance(value, (dict, list)):
-            kept = (copy.deepcopy(value),)
-        else:
+        kept = _frozen(values[index])
+        if kept is None:
             continue
         if frozen is None:
             frozen = {attname: kept}

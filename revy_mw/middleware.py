@@ -334,11 +334,8 @@ class RevyMiddleware:
             return scope
         with scope.context(root=True):
             response = self.get_response(request)
-        actor = scope.actor
-        if actor.requires_decision(response.status_code):  # type: ignore[union-attr]
-            actor.settle()
-        if actor._error is None and not isinstance(response, StreamingHttpResponse):
-            return response  # the usual answer: nothing to change
+        if scope.actor.requires_decision(response.status_code):  # type: ignore[union-attr]
+            scope.actor.settle()
         return self._finish(request, response, scope)  # type: ignore[arg-type]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -361,7 +358,10 @@ class RevyMiddleware:
     def _finish(
         self, request: HttpRequest, response: HttpResponseBase, scope: RequestScope
     ) -> HttpResponseBase:
-        refusal = scope.actor.refusal
+        actor = scope.actor
+        if actor._error is None and not isinstance(response, StreamingHttpResponse):
+            return response  # the usual answer: nothing to change
+        refusal = actor.refusal
         if refusal is not None:
             return _error_response(
                 request, refusal.status_code, refusal.code, refusal.detail
